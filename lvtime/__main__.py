@@ -1,0 +1,3 @@
+from lvtime.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""Printing helpers shared by the commands: rich for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def to_json(obj: Any, indent: int | None = 2) -> str:
+    return json.dumps(obj, default=_default, indent=indent)
+
+
+def print_json(obj: Any, indent: int | None = 2) -> None:
+    sys.stdout.write(to_json(obj, indent) + "\n")
+
+
+def flops_str(x: float) -> str:
+    """FLOPs as the study writes them: ``4.22e15``."""
+    return f"{x:.2e}".replace("e+", "e")
+
+
+def pct(part: float, whole: float) -> str:
+    """A share in percent, readable at any size: ``24.2%``, ``0.0104%``, ``<0.0001%``."""
+    if not whole:
+        return "-"
+    share = 100.0 * part / whole
+    return "<0.0001%" if 0 < abs(share) < 1e-4 else f"{share:.3g}%"
+
+
+def parse_floats(text: str, what: str) -> list[float]:
+    from lvtime.errors import UsageError
+
+    try:
+        return [float(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise UsageError(f"{what}: expected comma-separated numbers, got {text!r}") from None
+
+
+def parse_ints(text: str, what: str) -> list[int]:
+    from lvtime.errors import UsageError
+
+    try:
+        return [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None

@@ -1,0 +1,253 @@
+"""Predator-prey datasets: the study's HDF5 layout, simulation, and splits. No torch.
+
+Layout (as in the study's ``lotka_volterra_data.h5``)::
+
+    /trajectories  float32 (N, T, 2)   [:, :, 0] prey, [:, :, 1] predator, all >= 0
+    /time          float64 (T,)        e.g. linspace(0, 200, 100)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lvtime.errors import DataError, UsageError
+
+DEFAULT_DATA_FILE = "lotka_volterra_data.h5"
+SPLITS = ("train", "val", "test")
+# Fractions of the study's 1000-series file: 0-699 train, 700-899 val, 900-999 test.
+SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
+
+
+@dataclass
+class Dataset:
+    """Trajectories ``(N, T, 2)`` float64 in memory, the time axis, and where they came from."""
+
+    trajectories: np.ndarray
+    time: np.ndarray
+    path: str = ""
+
+    @property
+    def n_series(self) -> int:
+        return self.trajectories.shape[0]
+
+    @property
+    def n_points(self) -> int:
+        return self.trajectories.shape[1]
+
+
+def load_dataset(path: str | os.PathLike) -> Dataset:
+    """Load and validate a dataset file; every problem is a one-line :class:`DataError`."""
+    import h5py  # h5py is quick to import, but only commands that read data need it
+
+    p = Path(path)
+    if not p.exists():
+        raise DataError(f"{p}: no such file (create one with `lvtime simulate {p}`)")
+    if p.is_dir():
+        raise DataError(f"{p}: is a directory, expected an HDF5 file")
+    if p.stat().st_size == 0:
+        raise DataError(f"{p}: file is empty")
+    if not h5py.is_hdf5(p):
+        raise DataError(f"{p}: not an HDF5 file")
+    try:
+        with h5py.File(p, "r") as f:
+            for name in ("trajectories", "time"):
+                if name not in f:
+                    raise DataError(f"{p}: missing dataset /{name}")
+                if not isinstance(f[name], h5py.Dataset):
+                    raise DataError(f"{p}: /{name} is a group, expected a dataset")
+            traj = np.asarray(f["trajectories"][()], dtype=np.float64)
+            time = np.asarray(f["time"][()], dtype=np.float64)
+    except DataError:
+        raise
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataError(f"{p}: cannot read HDF5 contents ({exc})") from None
+    validate(traj, time, str(p))
+    return Dataset(traj, time, str(p))
+
+
+def validate(traj: np.ndarray, time: np.ndarray, name: str = "dataset") -> None:
+    """Check the layout and values; raise :class:`DataError` naming the first problem."""
+    if traj.ndim != 3:
+        raise DataError(f"{name}: /trajectories has rank {traj.ndim}, expected 3 (N, T, 2)")
+    if traj.shape[2] != 2:
+        raise DataError(
+            f"{name}: /trajectories last dimension is {traj.shape[2]}, expected 2 (prey, predator)"
+        )
+    if traj.shape[0] == 0 or traj.shape[1] == 0:
+        raise DataError(f"{name}: /trajectories is empty (shape {traj.shape})")
+    if time.ndim != 1 or time.shape[0] != traj.shape[1]:
+        raise DataError(
+            f"{name}: /time has shape {time.shape}, expected ({traj.shape[1]},) "
+            "to match /trajectories"
+        )
+    bad = ~np.isfinite(traj)
+    if bad.any():
+        i = int(np.argwhere(bad)[0][0])
+        raise DataError(f"{name}: /trajectories has NaN or inf values (first in series {i})")
+    if not np.isfinite(time).all():
+        raise DataError(f"{name}: /time has NaN or inf values")
+    if (traj < 0).any():
+        i = int(np.argwhere(traj < 0)[0][0])
+        raise DataError(f"{name}: /trajectories has negative values (first in series {i})")
+
+
+def save_dataset(path: str | os.PathLike, dataset: Dataset, force: bool = False) -> None:
+    """Write the study's layout. Refuses to replace an existing file unless ``force``."""
+    import h5py
+
+    p = Path(path)
+    if p.exists() and not force:
+        raise UsageError(f"{p}: already exists (use --force to overwrite)")
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("trajectories", data=dataset.trajectories.astype(np.float32))
+        f.create_dataset("time", data=dataset.time.astype(np.float64))
+    os.replace(tmp, p)  # a crash mid-write never leaves a half-written file under the name
+
+
+# --- splits -------------------------------------------------------------------------
+
+
+def split_indices(n: int, scheme: str = "ordered", seed: int = 0) -> dict[str, np.ndarray]:
+    """Series indices of the train / val / test splits.
+
+    ``ordered`` (default) takes the first 70% for training, the next 20% for validation
+    and the last 10% for test: 0-699 / 700-899 / 900-999 for the study's 1000 series.
+    ``random`` shuffles with ``seed`` first, then cuts the same proportions.
+    """
+    if n <= 0:
+        raise UsageError("cannot split an empty dataset")
+    n_train = int(round(n * SPLIT_FRACTIONS[0]))
+    n_val = int(round(n * SPLIT_FRACTIONS[1]))
+    order = np.arange(n)
+    if scheme == "random":
+        order = np.random.default_rng(seed).permutation(n)
+    elif scheme != "ordered":
+        raise UsageError(f"unknown split scheme {scheme!r} (use 'ordered' or 'random')")
+    return {
+        "train": np.sort(order[:n_train]),
+        "val": np.sort(order[n_train : n_train + n_val]),
+        "test": np.sort(order[n_train + n_val :]),
+    }
+
+
+def select_series(
+    n: int,
+    series: list[int] | None = None,
+    split: str | None = None,
+    limit: int | None = None,
+    scheme: str = "ordered",
+    seed: int = 0,
+) -> np.ndarray:
+    """Resolve ``--series`` / ``--split`` / ``--limit`` to validated indices."""
+    if series:
+        idx = np.asarray(series, dtype=np.int64)
+        bad = idx[(idx < 0) | (idx >= n)]
+        if bad.size:
+            raise UsageError(f"series {int(bad[0])} is out of range (dataset has {n} series)")
+    elif split:
+        if split not in SPLITS:
+            raise UsageError(f"unknown split {split!r} (use one of {', '.join(SPLITS)})")
+        idx = split_indices(n, scheme, seed)[split]
+    else:
+        idx = np.arange(n)
+    return idx[:limit] if limit is not None else idx
+
+
+# --- simulation ---------------------------------------------------------------------
+
+# Parameter ranges, drawn uniformly per series. Chosen so that values stay roughly in
+# 0-14 from initial conditions near 1, and so that both sustained oscillations and
+# series that settle to a fixed point appear.
+LV_RANGES = {  # dx = a x - b x y ; dy = d x y - g y  (closed orbits: oscillates forever)
+    "a": (0.4, 1.0),
+    "b": (0.3, 0.7),
+    "d": (0.2, 0.6),
+    "g": (0.4, 1.0),
+}
+RM_RANGES = {  # dx = r x (1 - x/K) - a x y / (1 + a h x) ; dy = e a x y / (1 + a h x) - m y
+    "r": (0.5, 1.5),
+    "K": (2.0, 8.0),
+    "a": (0.5, 1.5),
+    "h": (0.2, 1.0),
+    "e": (0.4, 1.0),
+    "m": (0.2, 0.6),
+}
+DYNAMICS = ("mixed", "lotka-volterra", "rosenzweig-macarthur")
+INITIAL_RANGE = (0.8, 1.2)
+LV_SHARE = 0.3  # of series in "mixed"
+
+
+def _lv(state: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
+    x, y = state[:, 0], state[:, 1]
+    return np.stack([p["a"] * x - p["b"] * x * y, p["d"] * x * y - p["g"] * y], axis=1)
+
+
+def _rm(state: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
+    x, y = state[:, 0], state[:, 1]
+    predation = p["a"] * x * y / (1.0 + p["a"] * p["h"] * x)
+    return np.stack(
+        [p["r"] * x * (1.0 - x / p["K"]) - predation, p["e"] * predation - p["m"] * y], axis=1
+    )
+
+
+def _rk4(f, state, params, t_out: np.ndarray, substeps: int) -> np.ndarray:
+    """Classic RK4 with ``substeps`` equal steps between output times, vectorised over series."""
+    out = np.empty((state.shape[0], len(t_out), 2))
+    out[:, 0] = state
+    for k in range(1, len(t_out)):
+        h = (t_out[k] - t_out[k - 1]) / substeps
+        for _ in range(substeps):
+            k1 = f(state, params)
+            k2 = f(state + 0.5 * h * k1, params)
+            k3 = f(state + 0.5 * h * k2, params)
+            k4 = f(state + h * k3, params)
+            state = state + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
+        out[:, k] = state
+    return out
+
+
+def simulate(
+    n: int = 1000,
+    points: int = 100,
+    t_max: float = 200.0,
+    seed: int = 0,
+    dynamics: str = "mixed",
+    substeps: int = 20,
+) -> Dataset:
+    """Simulate ``n`` series at ``points`` times in ``[0, t_max]``.
+
+    ``mixed`` draws classic Lotka-Volterra for 30% of the series and
+    Rosenzweig-MacArthur (which settles for about a third of its draws) for the rest,
+    so both oscillating and settling series appear; parameters come from
+    :data:`LV_RANGES` / :data:`RM_RANGES`, initial prey and predator from
+    :data:`INITIAL_RANGE`. Same arguments, same array.
+    """
+    if dynamics not in DYNAMICS:
+        raise UsageError(f"unknown dynamics {dynamics!r} (use one of {', '.join(DYNAMICS)})")
+    if n < 1 or points < 2 or t_max <= 0 or substeps < 1:
+        raise UsageError("need --n >= 1, --points >= 2, --t-max > 0")
+    rng = np.random.default_rng(seed)
+    time = np.linspace(0.0, t_max, points)
+    init = rng.uniform(*INITIAL_RANGE, size=(n, 2))
+    lv_params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in LV_RANGES.items()}
+    rm_params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in RM_RANGES.items()}
+    if dynamics == "mixed":
+        use_lv = rng.random(n) < LV_SHARE
+    else:
+        use_lv = np.full(n, dynamics == "lotka-volterra")
+    traj = np.empty((n, points, 2))
+    for mask, f, params in ((use_lv, _lv, lv_params), (~use_lv, _rm, rm_params)):
+        if mask.any():
+            sub = {k: v[mask] for k, v in params.items()}
+            traj[mask] = _rk4(f, init[mask], sub, time, substeps)
+    # Populations are positive in exact arithmetic; clip the rare -1e-12 from rounding.
+    traj = np.maximum(traj, 0.0)
+    traj32 = traj.astype(np.float32)
+    validate(traj32, time, "simulated dataset")
+    return Dataset(traj32.astype(np.float64), time, "")

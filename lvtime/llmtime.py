@@ -1,0 +1,188 @@
+"""LLMTIME text codec for two-variable (prey, predator) series. numpy only.
+
+A series of shape ``(T, 2)`` is divided by a scale ``alpha`` and written with a fixed
+number of decimals: values at one timestep are joined by ``,``, timesteps by ``;``,
+with no spaces and no trailing separator::
+
+    >>> text, alpha = encode(np.array([[2.9, 1.1], [3.2, 0.9], [3.8, 0.7], [4.5, 0.6], [5.1, 0.5]]))
+    >>> text
+    '5.82,2.21;6.43,1.81;7.63,1.41;9.04,1.20;10.24,1.00'
+
+``alpha = max(P95(prey), P95(predator)) / 10`` (numpy's default linear percentile), so
+that typical values land near 0-10 and need few digits. Decoding is tolerant: it never
+raises on model output and reports what it dropped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+N_VARIABLES = 2
+VALUE_SEP = ","
+STEP_SEP = ";"
+DEFAULT_DECIMALS = 2
+ALPHA_PERCENTILE = 95.0
+ALPHA_TARGET = 10.0
+# Every character LLMTIME text of non-negative values can contain. With the end-of-text
+# token these are the only outputs a forecasting model needs (``--head numeric``).
+LLMTIME_ALPHABET = "0123456789.,;"
+NUMERIC_HEAD_SIZE = len(LLMTIME_ALPHABET) + 1
+
+
+def compute_alpha(series: np.ndarray) -> np.ndarray | float:
+    """Scale factor(s) for one series ``(T, 2)`` or a batch ``(N, T, 2)``.
+
+    Returns a float for one series and an array of shape ``(N,)`` for a batch. A series
+    that is all zeros gets alpha 1 so that encoding never divides by zero.
+    """
+    arr = np.asarray(series, dtype=np.float64)
+    if arr.ndim not in (2, 3) or arr.shape[-1] != N_VARIABLES:
+        raise ValueError(f"expected shape (T, 2) or (N, T, 2), got {arr.shape}")
+    p95 = np.percentile(arr, ALPHA_PERCENTILE, axis=-2)  # (..., 2)
+    alpha = p95.max(axis=-1) / ALPHA_TARGET
+    alpha = np.where(alpha > 0, alpha, 1.0)
+    return float(alpha) if arr.ndim == 2 else alpha
+
+
+def global_alpha(train_series: np.ndarray) -> float:
+    """One alpha for a whole dataset, from the training split ``(N, T, 2)``."""
+    arr = np.asarray(train_series, dtype=np.float64).reshape(-1, N_VARIABLES)
+    return float(compute_alpha(arr))
+
+
+def format_steps(scaled: np.ndarray, decimals: int = DEFAULT_DECIMALS) -> str:
+    """Write already-scaled values ``(T, 2)`` as LLMTIME text."""
+    fmt = f"{{:.{decimals}f}}{VALUE_SEP}{{:.{decimals}f}}"
+    # str.format over tolist() is ~10x faster than np.char and exact in its rounding.
+    return STEP_SEP.join(fmt.format(a, b) for a, b in np.asarray(scaled).tolist())
+
+
+def encode(
+    series: np.ndarray, alpha: float | None = None, decimals: int = DEFAULT_DECIMALS
+) -> tuple[str, float]:
+    """Encode one series ``(T, 2)``; returns ``(text, alpha)``.
+
+    ``alpha`` defaults to :func:`compute_alpha` of this series.
+    """
+    arr = np.asarray(series, dtype=np.float64)
+    if arr.ndim != 2 or arr.shape[1] != N_VARIABLES:
+        raise ValueError(f"expected a series of shape (T, 2), got {arr.shape}")
+    if decimals < 0:
+        raise ValueError("decimals must be >= 0")
+    a = compute_alpha(arr) if alpha is None else float(alpha)
+    if not np.isfinite(a) or a <= 0:
+        raise ValueError(f"alpha must be a positive number, got {a}")
+    return format_steps(arr / a, decimals), a
+
+
+def encode_batch(
+    series: np.ndarray, alphas: np.ndarray | None = None, decimals: int = DEFAULT_DECIMALS
+) -> tuple[list[str], np.ndarray]:
+    """Encode ``(N, T, 2)`` series; returns the texts and the alphas ``(N,)``."""
+    arr = np.asarray(series, dtype=np.float64)
+    if arr.ndim != 3 or arr.shape[2] != N_VARIABLES:
+        raise ValueError(f"expected series of shape (N, T, 2), got {arr.shape}")
+    a = compute_alpha(arr) if alphas is None else np.broadcast_to(alphas, arr.shape[:1])
+    scaled = arr / np.asarray(a)[:, None, None]
+    return [format_steps(s, decimals) for s in scaled], np.asarray(a, dtype=np.float64)
+
+
+@dataclass
+class Dropped:
+    """A timestep that did not parse: its position in the text, the text, and why."""
+
+    step: int
+    text: str
+    reason: str
+
+
+@dataclass
+class Decoded:
+    """The result of decoding model output.
+
+    Attributes:
+        values: parsed timesteps in original units, shape ``(n, 2)``.
+        steps: index of each parsed timestep in the text, shape ``(n,)``.
+        dropped: timesteps that did not parse, with the reason.
+        n_steps: how many timesteps the text held (parsed or not).
+    """
+
+    values: np.ndarray
+    steps: np.ndarray
+    dropped: list[Dropped] = field(default_factory=list)
+    n_steps: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.dropped
+
+    def aligned(self, horizon: int) -> np.ndarray:
+        """``(horizon, 2)`` array: parsed steps in their places, NaN where missing."""
+        out = np.full((horizon, N_VARIABLES), np.nan)
+        keep = self.steps < horizon
+        out[self.steps[keep]] = self.values[keep]
+        return out
+
+    def report(self) -> dict:
+        return {
+            "parsed_steps": len(self.steps),
+            "total_steps": self.n_steps,
+            "dropped": [d.__dict__ for d in self.dropped],
+        }
+
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def decode(text: str, alpha: float = 1.0, decimals: int | None = DEFAULT_DECIMALS) -> Decoded:
+    """Parse LLMTIME text back to values (multiplied by ``alpha``). Never raises.
+
+    A timestep is kept when it has exactly two numbers and, if ``decimals`` is given,
+    each has exactly that many digits after the point (fewer means the model stopped
+    mid-number). Everything else is dropped and reported: wrong number of values,
+    stray characters, truncated numbers. Surrounding whitespace, a trailing ``;`` and
+    empty text are accepted silently.
+    """
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    body = text.strip()
+    if body.endswith(STEP_SEP):
+        body = body[:-1]
+    values: list[tuple[float, float]] = []
+    steps: list[int] = []
+    dropped: list[Dropped] = []
+    parts = body.split(STEP_SEP) if body else []
+    for i, part in enumerate(parts):
+        reason = _step_problem(part.strip(), decimals)
+        if reason:
+            dropped.append(Dropped(i, part, reason))
+            continue
+        a, b = part.strip().split(VALUE_SEP)
+        values.append((float(a) * alpha, float(b) * alpha))
+        steps.append(i)
+    return Decoded(
+        values=np.array(values, dtype=np.float64).reshape(-1, N_VARIABLES),
+        steps=np.array(steps, dtype=np.int64),
+        dropped=dropped,
+        n_steps=len(parts),
+    )
+
+
+def _step_problem(step: str, decimals: int | None) -> str | None:
+    """Why a timestep's text cannot be used, or None when it can."""
+    if not step:
+        return "empty timestep"
+    fields = step.split(VALUE_SEP)
+    if len(fields) != N_VARIABLES:
+        return f"expected {N_VARIABLES} values, found {len(fields)}"
+    for f in fields:
+        if not _NUMBER.fullmatch(f):
+            return f"not a number: {f!r}"
+        if decimals is not None:
+            frac = f.partition(".")[2]
+            if len(frac) != decimals:
+                return f"expected {decimals} decimals in {f!r} (truncated?)"
+    return None
