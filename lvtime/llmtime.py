@@ -35,14 +35,18 @@ NUMERIC_HEAD_SIZE = len(LLMTIME_ALPHABET) + 1
 def compute_alpha(series: np.ndarray) -> np.ndarray | float:
     """Scale factor(s) for one series ``(T, 2)`` or a batch ``(N, T, 2)``.
 
-    Returns a float for one series and an array of shape ``(N,)`` for a batch. A series
-    that is all zeros gets alpha 1 so that encoding never divides by zero.
+    Returns a float for one series and an array of shape ``(N,)`` for a batch.
+    Degenerate series, whose P95 is below a millionth of their largest value (mostly
+    zeros with a spike), use ``max / 10`` instead so their text stays short and finite;
+    an all-zero series gets alpha 1.
     """
     arr = np.asarray(series, dtype=np.float64)
     if arr.ndim not in (2, 3) or arr.shape[-1] != N_VARIABLES:
         raise ValueError(f"expected shape (T, 2) or (N, T, 2), got {arr.shape}")
     p95 = np.percentile(arr, ALPHA_PERCENTILE, axis=-2)  # (..., 2)
     alpha = p95.max(axis=-1) / ALPHA_TARGET
+    peak = np.abs(arr).max(axis=(-2, -1)) / ALPHA_TARGET
+    alpha = np.where(alpha > peak * 1e-6, alpha, peak)
     alpha = np.where(alpha > 0, alpha, 1.0)
     return float(alpha) if arr.ndim == 2 else alpha
 

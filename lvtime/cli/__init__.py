@@ -9,12 +9,27 @@ from __future__ import annotations
 import sys
 
 import typer
+from typer.core import TyperGroup
 
 from lvtime import __version__
 from lvtime.cli import budget, codec, dataset
 from lvtime.errors import LvtimeError
 
+
+
+class _Group(TyperGroup):
+    """Turns a user error raised anywhere below into one line and its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except LvtimeError as exc:
+            print(f"lvtime: error: {exc}", file=sys.stderr)
+            ctx.exit(exc.exit_code)
+
+
 app = typer.Typer(
+    cls=_Group,
     name="lvtime",
     help="Forecast predator-prey series with a LoRA-tuned small LM under a FLOP budget.",
     no_args_is_help=True,
@@ -45,12 +60,9 @@ budget.register(app)
 
 
 def main() -> None:
-    """Entry point: run the app, turning user errors into one line and an exit code."""
+    """Entry point for the console script and ``python -m lvtime``."""
     try:
         app()
-    except LvtimeError as exc:
-        print(f"lvtime: error: {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         print("lvtime: interrupted", file=sys.stderr)
         sys.exit(130)

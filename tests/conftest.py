@@ -1,0 +1,31 @@
+"""Shared fixtures: small datasets and an isolated ledger and cache per test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own ledger; the tokenizer cache is shared (it is pure)."""
+    monkeypatch.setenv("LVTIME_LEDGER", str(tmp_path / "lvtime-ledger.json"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("LVTIME_CACHE", os.environ.get("LVTIME_TEST_CACHE", str(_shared_cache())))
+
+
+def _shared_cache() -> Path:
+    path = Path(__file__).resolve().parent.parent / ".pytest_cache" / "lvtime-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def small_h5(tmp_path: Path) -> Path:
+    from lvtime import data
+
+    path = tmp_path / "lv.h5"
+    data.save_dataset(path, data.simulate(n=20, points=30, seed=1))
+    return path
