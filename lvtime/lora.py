@@ -1,0 +1,274 @@
+"""LoRA: a low-rank update on frozen linear layers, saved in the PEFT adapter format.
+
+``y = W x + b + (alpha / r) * B A dropout(x)`` with ``A`` (r x in) initialised
+kaiming-uniform (a = sqrt(5)) and ``B`` (out x r) zeros, so a fresh adapter leaves the
+model unchanged. Only ``A`` and ``B`` train. The adapter folder is what PEFT writes
+(``adapter_config.json`` + ``adapter_model.safetensors`` with keys
+``base_model.model.<module path>.lora_A.weight``), so ``PeftModel.from_pretrained``
+loads lvtime adapters and lvtime loads PEFT's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lvtime.errors import ModelError
+
+ADAPTER_CONFIG = "adapter_config.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+KEY_PREFIX = "base_model.model."
+DEFAULT_TARGETS = ("q_proj", "v_proj")
+
+
+class LoRALinear(nn.Module):
+    """A frozen ``nn.Linear`` plus a trainable low-rank update.
+
+    The LoRA factors are kept in float32 whatever the base dtype: with the study's
+    learning rate of 1e-5, bfloat16 factors would round most updates away.
+    """
+
+    def __init__(self, base: nn.Linear, rank: int, alpha: float, dropout: float = 0.0):
+        super().__init__()
+        if rank < 1:
+            raise ValueError("LoRA rank must be >= 1")
+        self.base_layer = base
+        base.weight.requires_grad_(False)
+        if base.bias is not None:
+            base.bias.requires_grad_(False)
+        self.rank = rank
+        self.alpha = alpha
+        self.scaling = alpha / rank
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        kw = dict(bias=False, device=base.weight.device, dtype=torch.float32)
+        self.lora_A = nn.Linear(base.in_features, rank, **kw)
+        self.lora_B = nn.Linear(rank, base.out_features, **kw)
+        self.merged = False
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))
+        nn.init.zeros_(self.lora_B.weight)
+
+    @property
+    def in_features(self) -> int:
+        return self.base_layer.in_features
+
+    @property
+    def out_features(self) -> int:
+        return self.base_layer.out_features
+
+    @property
+    def weight(self) -> torch.Tensor:  # some model code reads proj.weight.dtype
+        return self.base_layer.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.base_layer(x)
+        if self.merged:
+            return out
+        # Under autocast these run in the autocast dtype; otherwise in float32.
+        update = self.lora_B(self.lora_A(self.lora_dropout(x.to(self.lora_A.weight.dtype))))
+        return out + (update * self.scaling).to(out.dtype)
+
+    def delta_weight(self) -> torch.Tensor:
+        """``(alpha / r) * B @ A`` in float32, shaped like the base weight."""
+        return (self.lora_B.weight @ self.lora_A.weight) * self.scaling
+
+    @torch.no_grad()
+    def merge(self) -> None:
+        """Fold the update into the base weight (forward then costs nothing extra)."""
+        if self.merged:
+            return
+        w = self.base_layer.weight
+        merged = w.float() + self.delta_weight()
+        if not torch.isfinite(merged).all():
+            raise ModelError("refusing to merge: the merged weight would not be finite")
+        w.copy_(merged.to(w.dtype))
+        self.merged = True
+
+    @torch.no_grad()
+    def unmerge(self) -> None:
+        """Undo :meth:`merge` (exact in float32; within rounding in lower precision)."""
+        if not self.merged:
+            return
+        w = self.base_layer.weight
+        w.copy_((w.float() - self.delta_weight()).to(w.dtype))
+        self.merged = False
+
+
+@dataclass
+class AdapterInfo:
+    rank: int
+    alpha: float
+    dropout: float
+    targets: list[str]
+    modules: list[str]  # full module paths that were wrapped
+
+
+def _matches(name: str, targets: tuple[str, ...] | list[str]) -> bool:
+    """PEFT's rule for a list of targets: the module name equals or ends with ``.target``."""
+    return any(name == t or name.endswith("." + t) for t in targets)
+
+
+def inject(
+    model: nn.Module,
+    rank: int = 4,
+    alpha: float | None = None,
+    dropout: float = 0.0,
+    targets: tuple[str, ...] | list[str] = DEFAULT_TARGETS,
+) -> AdapterInfo:
+    """Wrap every ``nn.Linear`` whose name matches ``targets`` and freeze everything else.
+
+    ``alpha`` defaults to ``rank`` (scaling 1, as in the study).
+    """
+    alpha = float(rank if alpha is None else alpha)
+    if lora_modules(model):
+        raise ModelError("the model already has LoRA adapters")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    wrapped: list[str] = []
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Linear) and _matches(name, targets):
+            parent_name, _, child = name.rpartition(".")
+            parent = model.get_submodule(parent_name) if parent_name else model
+            setattr(parent, child, LoRALinear(module, rank, alpha, dropout))
+            wrapped.append(name)
+    if not wrapped:
+        raise ModelError(f"no linear module matches the LoRA targets {list(targets)}")
+    return AdapterInfo(rank, alpha, dropout, list(targets), wrapped)
+
+
+def lora_modules(model: nn.Module) -> dict[str, LoRALinear]:
+    return {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+
+
+def lora_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for m in lora_modules(model).values() for p in (m.lora_A.weight, m.lora_B.weight)]
+
+
+def trainable_summary(model: nn.Module) -> dict[str, float]:
+    """Trainable and total parameter counts (tied weights counted once)."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+    return {"trainable": trainable, "total": total, "percent": 100.0 * trainable / max(total, 1)}
+
+
+def merge(model: nn.Module) -> None:
+    for m in lora_modules(model).values():
+        m.merge()
+
+
+def unmerge(model: nn.Module) -> None:
+    for m in lora_modules(model).values():
+        m.unmerge()
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """LoRA tensors under PEFT's key names."""
+    out = {}
+    for name, m in lora_modules(model).items():
+        out[f"{KEY_PREFIX}{name}.lora_A.weight"] = m.lora_A.weight.detach().cpu().contiguous()
+        out[f"{KEY_PREFIX}{name}.lora_B.weight"] = m.lora_B.weight.detach().cpu().contiguous()
+    return out
+
+
+def save_adapter(model: nn.Module, folder: str | Path, base_model: str | None = None) -> Path:
+    """Write ``adapter_config.json`` and ``adapter_model.safetensors`` as PEFT does."""
+    from safetensors.torch import save_file
+
+    modules = lora_modules(model)
+    if not modules:
+        raise ModelError("the model has no LoRA adapters to save")
+    first = next(iter(modules.values()))
+    targets = sorted({name.rsplit(".", 1)[-1] for name in modules})
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    config = {
+        "peft_type": "LORA",
+        "task_type": "CAUSAL_LM",
+        "base_model_name_or_path": base_model,
+        "r": first.rank,
+        "lora_alpha": first.alpha,
+        "lora_dropout": getattr(first.lora_dropout, "p", 0.0),
+        "target_modules": targets,
+        "bias": "none",
+        "fan_in_fan_out": False,
+        "inference_mode": True,
+        "init_lora_weights": True,
+        "modules_to_save": None,
+        "layers_to_transform": None,
+        "layers_pattern": None,
+        "rank_pattern": {},
+        "alpha_pattern": {},
+        "use_rslora": False,
+        "use_dora": False,
+        "revision": None,
+    }
+    (folder / ADAPTER_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+    save_file(adapter_state(model), str(folder / ADAPTER_WEIGHTS), metadata={"format": "pt"})
+    return folder
+
+
+def read_adapter_config(folder: str | Path) -> dict:
+    path = Path(folder) / ADAPTER_CONFIG
+    if not path.exists():
+        raise ModelError(f"{folder}: not an adapter folder (no {ADAPTER_CONFIG})")
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{path}: invalid JSON ({exc.msg})") from None
+    if config.get("peft_type", "LORA") != "LORA":
+        raise ModelError(f"{path}: a {config.get('peft_type')} adapter, lvtime loads LORA only")
+    if config.get("use_dora") or config.get("use_rslora") or config.get("rank_pattern"):
+        raise ModelError(f"{path}: DoRA, rsLoRA and per-module ranks are not supported")
+    return config
+
+
+def load_adapter(model: nn.Module, folder: str | Path) -> AdapterInfo:
+    """Inject LoRA as the folder's config says and load its weights, checking they fit."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    config = read_adapter_config(folder)
+    weights_path = folder / ADAPTER_WEIGHTS
+    if not weights_path.exists():
+        raise ModelError(f"{folder}: missing {ADAPTER_WEIGHTS}")
+    state = load_file(str(weights_path))
+    targets = config["target_modules"]
+    if isinstance(targets, str):
+        raise ModelError(f"{folder}: regex target_modules are not supported")
+    info = inject(model, config["r"], config.get("lora_alpha"), config.get("lora_dropout", 0.0), targets)
+    expected = adapter_state(model)
+    # PEFT may name the adapter in the key ("lora_A.default.weight"); accept both.
+    state = {k.replace(".default.weight", ".weight"): v for k, v in state.items()}
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        example = (missing or unexpected)[0]
+        raise ModelError(
+            f"{folder}: adapter does not match this model ({len(missing)} missing, "
+            f"{len(unexpected)} unexpected tensors, e.g. {example}); was it trained on another base?"
+        )
+    modules = lora_modules(model)
+    for key, tensor in state.items():
+        name, _, part = key[len(KEY_PREFIX) :].rpartition(".lora_")
+        layer = getattr(modules[name], "lora_" + part.split(".")[0])
+        if layer.weight.shape != tensor.shape:
+            raise ModelError(
+                f"{folder}: {key} has shape {tuple(tensor.shape)}, the model needs "
+                f"{tuple(layer.weight.shape)}; was it trained on another base?"
+            )
+        with torch.no_grad():
+            layer.weight.copy_(tensor.to(layer.weight.dtype))
+    return info
