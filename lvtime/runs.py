@@ -104,7 +104,8 @@ def finetune(
 ) -> dict:
     """Plan, reserve, train, record. Returns the summary written to ``summary.json``."""
     from lvtime.models import load_model
-    from lvtime.training import Result, init_distributed, loss_plot, train, write_run_config
+    from lvtime.plots import loss_curve
+    from lvtime.training import Result, init_distributed, train, write_run_config
 
     ledger = ledger or Ledger()
     the_plan, data = plan(cfg, ledger, resume)
@@ -174,5 +175,5 @@ def finetune(
         **the_plan.data,
     }
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    loss_plot(run_dir)
+    loss_curve(run_dir)
     return summary

@@ -539,31 +539,3 @@ def _load_lora_weights(model, folder: Path) -> None:
 def write_run_config(run_dir: Path, cfg: FinetuneConfig, extra: dict) -> None:
     doc = {"config": cfg.model_dump(mode="json"), **extra, **provenance()}
     (run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")
-
-
-def loss_plot(run_dir: Path) -> Path | None:
-    """``loss.png`` from metrics.jsonl when matplotlib is installed."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return None
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
-    train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-    val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    if train:
-        ax.plot(*zip(*train, strict=True), label="train", alpha=0.7)
-    if val:
-        ax.plot(*zip(*val, strict=True), "o-", label="validation")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (nats / token)")
-    ax.set_title(run_dir.name)
-    ax.legend()
-    fig.tight_layout()
-    path = run_dir / "loss.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from lvtime import __version__
-from lvtime.cli import budget, codec, dataset, train
+from lvtime.cli import budget, codec, dataset, forecast, train
 from lvtime.errors import LvtimeError
 
 
@@ -58,6 +58,7 @@ codec.register(app)
 dataset.register(app)
 budget.register(app)
 train.register(app)
+forecast.register(app)
 
 
 def main() -> None:

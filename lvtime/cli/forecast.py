@@ -1,0 +1,173 @@
+"""``lvtime baseline`` and ``lvtime forecast``: score a model's forecasts on a split."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from lvtime.cli.output import console, err_console, flops_str, pct, print_json
+
+LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
+
+
+def register(app: typer.Typer) -> None:
+    app.command("baseline")(baseline)
+    app.command("forecast")(forecast)
+
+
+def _options():
+    """The options both commands share, as Typer defaults (one definition, two commands)."""
+    return dict(
+        data=typer.Argument(None, help="HDF5 dataset (default: ./lotka_volterra_data.h5)."),
+        series=typer.Option(None, "--series", "-s", help="Series index; repeatable."),
+        split=typer.Option("test", help="Split to forecast when no --series: train, val, test."),
+        limit=typer.Option(None, min=1, help="Only the first N selected series."),
+        history=typer.Option(50, min=1, help="Steps given to the model."),
+        horizon=typer.Option(50, min=1, help="Steps to forecast."),
+        decimals=typer.Option(2, min=0, max=8, help="LLMTIME decimals."),
+        int_digits=typer.Option(2, min=1, max=6, help="Max digits before the point (scaled values)."),
+        batch_size=typer.Option(16, min=1, help="Sequences decoded together."),
+        num_samples=typer.Option(1, min=1, help="Samples per series (median + 10-90% band)."),
+        temperature=typer.Option(0.0, min=0.0, help="0: greedy; > 0: sampling."),
+        top_p=typer.Option(1.0, min=0.0, max=1.0, help="Nucleus sampling threshold."),
+        seed=typer.Option(0, help="Sampling seed."),
+        device=typer.Option("auto", help="auto, cpu, cuda, mps."),
+        dtype=typer.Option("auto", help="auto, float32, bfloat16."),
+        convention=typer.Option("coursework", help="FLOP counting convention."),
+        out=typer.Option(None, "--out", "-o", help="Write metrics.json, per_series.csv, forecasts.npz, PNGs."),
+        plot_series=typer.Option(4, min=0, help="PNGs for this many series (plot extra)."),
+        dry_run=typer.Option(False, "--dry-run", help="Print the plan and cost; load no weights."),
+        allow_over_budget=typer.Option(False, "--allow-over-budget"),
+        ledger=typer.Option(None, "--ledger", help=LEDGER_HELP),
+        quiet=typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        as_json=typer.Option(False, "--json", help="JSON on stdout."),
+    )
+
+
+_O = _options()
+
+
+def baseline(
+    data: Path = _O["data"],
+    model: str = typer.Option("Qwen/Qwen2.5-0.5B-Instruct", help="Hub id, folder, .gguf or preset."),
+    series: list[int] = _O["series"], split: str = _O["split"], limit: int = _O["limit"],
+    history: int = _O["history"], horizon: int = _O["horizon"], decimals: int = _O["decimals"],
+    int_digits: int = _O["int_digits"], batch_size: int = _O["batch_size"],
+    num_samples: int = _O["num_samples"], temperature: float = _O["temperature"],
+    top_p: float = _O["top_p"], seed: int = _O["seed"], device: str = _O["device"],
+    dtype: str = _O["dtype"], convention: str = _O["convention"], out: Path = _O["out"],
+    plot_series: int = _O["plot_series"], dry_run: bool = _O["dry_run"],
+    allow_over_budget: bool = _O["allow_over_budget"], ledger: Path = _O["ledger"],
+    quiet: bool = _O["quiet"], as_json: bool = _O["as_json"],
+) -> None:
+    """Zero-shot forecasts of the untrained model, scored against the truth.
+
+    Example:\n
+      lvtime baseline --model smollm2-135m-instruct --split test --out runs/baseline
+    """
+    _run(locals(), adapter=None)
+
+
+def forecast(
+    data: Path = _O["data"],
+    adapter: Path = typer.Option(..., "--adapter", "-a", help="LoRA adapter folder (e.g. runs/NAME/final)."),
+    model: str = typer.Option(None, help="Base model (default: the adapter's)."),
+    series: list[int] = _O["series"], split: str = _O["split"], limit: int = _O["limit"],
+    history: int = _O["history"], horizon: int = _O["horizon"], decimals: int = _O["decimals"],
+    int_digits: int = _O["int_digits"], batch_size: int = _O["batch_size"],
+    num_samples: int = _O["num_samples"], temperature: float = _O["temperature"],
+    top_p: float = _O["top_p"], seed: int = _O["seed"], device: str = _O["device"],
+    dtype: str = _O["dtype"], convention: str = _O["convention"], out: Path = _O["out"],
+    plot_series: int = _O["plot_series"], dry_run: bool = _O["dry_run"],
+    allow_over_budget: bool = _O["allow_over_budget"], ledger: Path = _O["ledger"],
+    quiet: bool = _O["quiet"], as_json: bool = _O["as_json"],
+) -> None:
+    """Forecasts with a fine-tuned LoRA adapter (merged for speed), scored against the truth.
+
+    Example:\n
+      lvtime forecast --adapter runs/r8/final --split test --out runs/r8/forecast
+    """
+    args = locals()
+    _run(args, adapter=str(args.pop("adapter")))
+
+
+def _run(args: dict, adapter: str | None) -> None:
+    from lvtime import evaluation
+    from lvtime.ledger import Ledger
+
+    lg = Ledger(args["ledger"])
+    settings = evaluation.ForecastSettings(
+        data=str(args["data"] or "lotka_volterra_data.h5"), model=args["model"], adapter=adapter,
+        series=list(args["series"] or []), split=args["split"], limit=args["limit"],
+        history=args["history"], horizon=args["horizon"], decimals=args["decimals"],
+        int_digits=args["int_digits"], batch_size=args["batch_size"],
+        num_samples=args["num_samples"], temperature=args["temperature"], top_p=args["top_p"],
+        seed=args["seed"], device=args["device"], dtype=args["dtype"],
+        convention=args["convention"], out=str(args["out"]) if args["out"] else None,
+        plot_series=args["plot_series"],
+    )
+    as_json = args["as_json"]
+    if args["dry_run"]:
+        p = evaluation.plan(settings, lg)
+        doc = {k: v for k, v in p.items() if k not in ("dataset", "architecture", "series")}
+        doc["remaining_after"] = p["budget"]["remaining"] - p["estimate"]
+        if as_json:
+            print_json(doc)
+        else:
+            console.print(
+                f"{p['n_series']} series with {p['model']}"
+                + (f" + adapter {adapter}" if adapter else "")
+                + f": prompts ~{p['prompt_tokens_mean']:.0f} tokens, {settings.horizon} steps each; "
+                f"cost at most {flops_str(p['estimate'])} FLOPs ({pct(p['estimate'], p['budget']['budget'])}"
+                f" of budget); remaining after: {flops_str(doc['remaining_after'])}"
+            )
+        return
+    show = not args["quiet"] and not as_json
+    bar = on_batch = on_plan = None
+    if show:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        bar = Progress(TextColumn("[bold]forecast"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("sequences"), TimeRemainingColumn(), console=err_console)
+        task = bar.add_task("forecast", total=None)
+
+        def on_plan(p: dict) -> None:
+            bar.update(task, total=p["n_series"] * settings.num_samples)
+
+        def on_batch(k: int) -> None:
+            bar.update(task, advance=k)
+
+    if bar:
+        bar.start()
+    try:
+        report = evaluation.run(settings, lg, args["allow_over_budget"], on_batch, on_plan=on_plan)
+    finally:
+        if bar:
+            bar.stop()
+    report.pop("_per_series")
+    report.pop("_result")
+    if as_json:
+        print_json(report)
+        return
+    _print_report(report, lg.budget())
+
+
+def _print_report(report: dict, budget: float) -> None:
+    from rich.table import Table
+
+    table = Table("species", "forecaster", "MSE", "MAE", "R²", "MASE",
+                  title=f"{report['kind']}: {report['n_series']} series, {report['horizon']} steps "
+                        "(mean / median over series)")
+    for species in ("prey", "predator"):
+        for name, agg in report["metrics"].items():
+            a = agg[species]
+            table.add_row(species, name, *(f"{a[m]['mean']:.3g} / {a[m]['median']:.3g}"
+                                            for m in ("mse", "mae", "r2", "mase")))
+        table.add_section()
+    console.print(table)
+    console.print(
+        f"parse failures: {report['parse_failures']}; spent {flops_str(report['flops'])} FLOPs "
+        f"({pct(report['flops'], budget)} of budget; reserved {flops_str(report['flops_estimate'])})"
+        + (f"; results in {report['out']}" if report.get("out") else "")
+    )

@@ -1,0 +1,181 @@
+"""``baseline`` and ``forecast`` runs: plan, budget, generate, score, write results.
+
+A baseline is the base model with no adapter; a forecast loads a LoRA adapter and
+merges it (so generation runs at base-model speed). Both reserve the upper-bound
+generation cost in the ledger and record the exact cost of what was processed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lvtime.errors import UsageError
+from lvtime.ledger import Ledger
+
+
+@dataclass
+class ForecastSettings:
+    data: str = "lotka_volterra_data.h5"
+    model: str | None = None  # None: the adapter's base model, else the default hub model
+    adapter: str | None = None
+    series: list[int] = field(default_factory=list)
+    split: str = "test"
+    limit: int | None = None
+    history: int = 50
+    horizon: int = 50
+    decimals: int = 2
+    int_digits: int = 2
+    batch_size: int = 16
+    num_samples: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    convention: str = "coursework"
+    out: str | None = None
+    plot_series: int = 4  # how many series get a PNG
+
+
+def resolve_model(s: ForecastSettings) -> str:
+    if s.model:
+        return s.model
+    if s.adapter:
+        from lvtime.lora import read_adapter_config
+
+        base = read_adapter_config(s.adapter).get("base_model_name_or_path")
+        if base:
+            return base
+        raise UsageError(f"{s.adapter}: adapter names no base model; pass --model")
+    return "Qwen/Qwen2.5-0.5B-Instruct"
+
+
+def plan(s: ForecastSettings, ledger: Ledger) -> dict:
+    """Series, prompt lengths and the upper-bound cost, without loading weights."""
+    from lvtime import data as lvdata
+    from lvtime.forecasting import estimate, prompts_for
+    from lvtime.models import architecture_for, tokenizer_for
+
+    ds = lvdata.load_dataset(s.data)
+    if s.history + s.horizon > ds.n_points:
+        raise UsageError(
+            f"--history {s.history} + --horizon {s.horizon} exceeds the {ds.n_points} steps per series"
+        )
+    idx = lvdata.select_series(ds.n_series, s.series or None, None if s.series else s.split, s.limit)
+    if len(idx) == 0:
+        raise UsageError("no series selected")
+    model = resolve_model(s)
+    arch = architecture_for(model)
+    tokenizer = tokenizer_for(model)
+    prompts, _ = prompts_for(ds.trajectories[idx, : s.history], tokenizer, s.decimals)
+    cost = estimate(arch, [len(p) for p in prompts], s.horizon, s.decimals, s.int_digits,
+                    s.batch_size, s.num_samples, s.convention)
+    return {
+        "model": model,
+        "adapter": s.adapter,
+        "series": idx.tolist(),
+        "n_series": len(idx),
+        "prompt_tokens_mean": float(np.mean([len(p) for p in prompts])),
+        "estimate": cost,
+        "budget": ledger.read().totals(),
+        "dataset": ds,
+        "architecture": arch,
+    }
+
+
+def run(s: ForecastSettings, ledger: Ledger | None = None, allow_over_budget: bool = False,
+        on_batch=None, kind: str | None = None, on_plan=None) -> dict:
+    """Forecast, score and (with ``out``) write results. Returns the JSON-able report."""
+    from lvtime import lora, metrics
+    from lvtime.forecasting import forecast
+    from lvtime.models import load_model
+
+    ledger = ledger or Ledger()
+    kind = kind or ("forecast" if s.adapter else "baseline")
+    p = plan(s, ledger)
+    if on_plan:
+        on_plan(p)
+    out = Path(s.out) if s.out else None
+    if out and out.exists() and any(out.iterdir()):
+        raise UsageError(f"{out}: already exists and is not empty; choose another --out")
+    entry = ledger.reserve(
+        f"{kind} {Path(s.adapter).parent.name if s.adapter else p['model']} ({p['n_series']} series)",
+        p["estimate"], kind=kind, config={**s.__dict__, "model": p["model"]},
+        outputs=[str(out)] if out else [], allow_over_budget=allow_over_budget,
+    )
+    # A run that stops mid-generation is charged its whole estimate: the ledger may
+    # over-count, never under-count.
+    spent, status = 0.0, "failed"
+    try:
+        loaded = load_model(p["model"], s.device, s.dtype)
+        if s.adapter:
+            lora.load_adapter(loaded.model, s.adapter)
+            lora.merge(loaded.model)
+        idx = np.asarray(p["series"])
+        traj = p["dataset"].trajectories[idx]
+        spent = p["estimate"]
+        result = forecast(
+            loaded.model, loaded.tokenizer, loaded.architecture, traj, idx, s.history, s.horizon,
+            s.decimals, s.int_digits, s.batch_size, s.num_samples, s.temperature, s.top_p, s.seed,
+            s.convention, on_batch,
+        )
+        spent, status = result.flops, "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        ledger.finish(entry.id, spent, status)
+    history = traj[:, : s.history]
+    truth = traj[:, s.history : s.history + s.horizon]
+    scores = metrics.evaluate(result.forecast, truth, history)
+    report = {
+        "kind": kind,
+        "model": p["model"],
+        "adapter": s.adapter,
+        "n_series": len(idx),
+        "history": s.history,
+        "horizon": s.horizon,
+        "num_samples": s.num_samples,
+        "parse_failures": result.parse_failures,
+        "flops": result.flops,
+        "flops_estimate": p["estimate"],
+        "budget_fraction": result.flops / ledger.budget(),
+        "ledger_entry": entry.id,
+        "metrics": {name: v["aggregate"] for name, v in scores.items()},
+    }
+    if out:
+        write_results(out, report, result, history, truth, scores, s)
+        report["out"] = str(out)
+    report["_per_series"] = scores
+    report["_result"] = result
+    return report
+
+
+def write_results(out: Path, report: dict, result, history, truth, scores, s: ForecastSettings) -> None:
+    from lvtime import plots
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    with open(out / "per_series.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["series", "alpha", "forecaster", "species", "mse", "mae", "r2", "mase"])
+        for i, series in enumerate(result.series.tolist()):
+            for name, v in scores.items():
+                for sp, species in enumerate(("prey", "predator")):
+                    w.writerow([series, f"{result.alphas[i]:.6g}", name, species] + [
+                        f"{v['per_series'][m][i, sp]:.6g}" for m in ("mse", "mae", "r2", "mase")])
+    np.savez_compressed(
+        out / "forecasts.npz", series=result.series, alpha=result.alphas, history=history, truth=truth,
+        forecast=result.forecast, low=result.low, high=result.high, samples=result.samples,
+    )
+    for i in range(min(s.plot_series, len(result.series))):
+        n = int(result.series[i])
+        plots.forecast_figure(out / f"series-{n}.png", n, history[i], truth[i], result.forecast[i],
+                              result.low[i], result.high[i], f"series {n} ({report['kind']})")
+    plots.summary_figure(out / "summary.png", {k: v["per_series"]["mae"] for k, v in scores.items()})
+

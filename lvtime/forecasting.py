@@ -1,0 +1,302 @@
+"""Batched, constrained, KV-cached forecasting of LLMTIME continuations.
+
+Prompt: the first ``history`` steps of a series, encoded with an alpha computed from
+those steps only, then ``;``. The model continues it for ``horizon`` steps.
+
+Constrained decoding: a small state machine per sequence allows, at every position,
+only the tokens that keep the output valid LLMTIME (digits, one ``.`` followed by
+exactly ``decimals`` digits, ``,`` between the two variables, ``;`` between steps, no
+leading zeros, at most ``int_digits`` digits before the point) and ends after exactly
+``horizon`` steps. Every output therefore parses. Since only the 14 LLMTIME tokens can
+be chosen, the output layer is evaluated for those tokens only: the same argmax and
+the same renormalised sampling distribution, at a fraction of the cost.
+
+Batching: series are sorted by prompt length, left-padded, and decoded together
+with a KV cache; a batch stops as soon as all its sequences are complete. The cost of
+each batch is known up to its stopping point: the estimate reserved in the ledger
+assumes every number uses ``int_digits`` digits (an upper bound); what is recorded
+is the exact cost of the tokens processed.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lvtime import flops as F
+from lvtime import llmtime
+from lvtime.errors import UsageError
+from lvtime.tokenizer import llmtime_token_ids
+
+DIGITS = "0123456789"
+# Grammar phases of the state machine.
+INT_START, INT, FRAC, SEP, DONE = range(5)
+
+
+def max_new_tokens(horizon: int, decimals: int, int_digits: int) -> int:
+    """Tokens of ``horizon`` steps when every number has ``int_digits`` digits."""
+    number = int_digits + (1 + decimals if decimals else 0)
+    return horizon * 2 * number + (2 * horizon - 1)
+
+
+@dataclass
+class Vocabulary:
+    """Token ids of the LLMTIME alphabet in column order, plus end-of-text."""
+
+    ids: torch.Tensor  # (14,) digits 0-9, '.', ',', ';', eos
+
+    @classmethod
+    def from_tokenizer(cls, tokenizer) -> Vocabulary:
+        mapping = llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET)
+        eos = tokenizer.eos_token_id
+        if eos is None:
+            raise UsageError("the tokenizer has no end-of-text token")
+        ids = [mapping[c] for c in llmtime.LLMTIME_ALPHABET] + [eos]
+        return cls(torch.tensor(ids))
+
+
+DOT, COMMA, SEMI, EOS = 10, 11, 12, 13  # columns in Vocabulary.ids after the ten digits
+
+
+class Grammar:
+    """Vectorised LLMTIME state machine over a batch of sequences.
+
+    Phases: INT_START (a number begins: a digit), INT (more digits up to
+    ``int_digits``, none after a leading 0, then ``.``), FRAC (exactly ``decimals``
+    digits), SEP (number complete: ``,`` after prey, ``;`` after predator), DONE
+    (end-of-text padding). The last predator value completes the sequence; with
+    ``decimals=0`` it is closed by end-of-text.
+    """
+
+    def __init__(self, batch: int, horizon: int, decimals: int, int_digits: int, device):
+        if horizon < 1 or int_digits < 1:
+            raise UsageError("--horizon and --int-digits must be >= 1")
+        self.horizon, self.decimals, self.int_digits = horizon, decimals, int_digits
+        z = lambda: torch.zeros(batch, dtype=torch.long, device=device)  # noqa: E731
+        self.phase, self.count, self.var, self.steps = z(), z(), z(), z()
+        self.zero = torch.zeros(batch, dtype=torch.bool, device=device)  # integer part is "0"
+
+    @property
+    def done(self) -> torch.Tensor:
+        return self.phase == DONE
+
+    def _last_value(self) -> torch.Tensor:
+        return (self.var == 1) & (self.steps == self.horizon - 1)
+
+    def allowed(self) -> torch.Tensor:
+        """(batch, 14) boolean mask of the columns each sequence may emit next."""
+        ph = self.phase
+        in_int = ph == INT
+        complete = (ph == SEP) | (in_int & (self.decimals == 0))
+        last = self._last_value()
+        m = torch.zeros(ph.shape[0], 14, dtype=torch.bool, device=ph.device)
+        m[:, :10] = ((ph == INT_START) | (ph == FRAC) | (in_int & (self.count < self.int_digits) & ~self.zero))[:, None]
+        m[:, DOT] = in_int & (self.decimals > 0)
+        m[:, COMMA] = complete & (self.var == 0)
+        m[:, SEMI] = complete & (self.var == 1) & ~last
+        m[:, EOS] = self.done | (complete & last)
+        return m
+
+    def advance(self, col: torch.Tensor) -> None:
+        """Move every sequence past the column it emitted."""
+        ph, cnt = self.phase.clone(), self.count.clone()
+        digit = col < 10
+        start = digit & (ph == INT_START)
+        cnt = torch.where(start, 1, torch.where(digit & (ph != INT_START), cnt + 1, cnt))
+        self.zero = torch.where(start, col == 0, self.zero)
+        ph = torch.where(start, INT, ph)
+        ph = torch.where(digit & (self.phase == FRAC) & (cnt >= self.decimals), SEP, ph)
+        ph = torch.where(col == DOT, FRAC, ph)
+        cnt = torch.where(col == DOT, 0, cnt)
+        sep = (col == COMMA) | (col == SEMI)
+        ph = torch.where(sep, INT_START, ph)
+        self.steps = self.steps + (col == SEMI).long()
+        self.var = torch.where(col == COMMA, 1, torch.where(col == SEMI, 0, self.var))
+        ph = torch.where(col == EOS, DONE, ph)
+        self.phase, self.count = ph, cnt
+        # the last predator value's final digit completes the sequence
+        self.phase = torch.where((self.phase == SEP) & self._last_value(), DONE, self.phase)
+
+
+def _choose(
+    logits: torch.Tensor, allowed: torch.Tensor, temperature: float, top_p: float, gen: torch.Generator | None
+) -> torch.Tensor:
+    logits = logits.float().masked_fill(~allowed, float("-inf"))
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, -1)
+    if top_p < 1.0:
+        sorted_p, order = probs.sort(-1, descending=True)
+        keep = sorted_p.cumsum(-1) - sorted_p < top_p  # always keeps the top token
+        sorted_p = sorted_p * keep
+        probs = torch.zeros_like(probs).scatter(-1, order, sorted_p)
+    return torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+
+
+@torch.no_grad()
+def generate_batch(
+    model,
+    prompts: list[list[int]],
+    vocab: Vocabulary,
+    horizon: int,
+    decimals: int = 2,
+    int_digits: int = 2,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    pad_id: int = 0,
+) -> tuple[list[list[int]], int, int]:
+    """Decode one left-padded batch. Returns (column sequences, padded prompt length,
+    decoded tokens fed back)."""
+    device = model.device
+    b = len(prompts)
+    p_len = max(len(p) for p in prompts)
+    ids = torch.full((b, p_len), pad_id, dtype=torch.long)
+    attn = torch.zeros((b, p_len), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, p_len - len(p) :] = torch.tensor(p)
+        attn[i, p_len - len(p) :] = 1
+    ids, attn = ids.to(device), attn.to(device)
+    pos = (attn.cumsum(-1) - 1).clamp(min=0)
+    head = model.get_output_embeddings().weight[vocab.ids.to(device)]  # (14, hidden)
+    base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
+    # transformers 5 renamed the KV-cache argument and output field from past_key_values
+    cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    out = base(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
+    hidden = out.last_hidden_state[:, -1]
+    grammar = Grammar(b, horizon, decimals, int_digits, device)
+    cols: list[torch.Tensor] = []
+    cache = out.get(cache_kw)
+    fed_back = 0
+    for _ in range(max_new_tokens(horizon, decimals, int_digits)):
+        logits = hidden @ head.t()
+        col = _choose(logits, grammar.allowed(), temperature, top_p, generator)
+        grammar.advance(col)
+        cols.append(col)
+        if bool(grammar.done.all()):
+            break
+        attn = torch.cat([attn, torch.ones((b, 1), dtype=attn.dtype, device=device)], -1)
+        pos = pos[:, -1:] + 1
+        token = vocab.ids.to(device)[col][:, None]
+        out = base(input_ids=token, attention_mask=attn, position_ids=pos, use_cache=True, **{cache_kw: cache})
+        cache = out.get(cache_kw)
+        hidden = out.last_hidden_state[:, -1]
+        fed_back += 1
+    seqs = torch.stack(cols, 1).cpu().tolist()
+    return seqs, p_len, fed_back
+
+
+def columns_to_text(cols: list[int]) -> str:
+    return "".join(llmtime.LLMTIME_ALPHABET[c] for c in cols if c < len(llmtime.LLMTIME_ALPHABET))
+
+
+@dataclass
+class ForecastResult:
+    """Forecasts in original units for N series."""
+
+    series: np.ndarray  # (N,) dataset indices
+    alphas: np.ndarray  # (N,)
+    forecast: np.ndarray  # (N, horizon, 2): the median over samples
+    low: np.ndarray  # (N, horizon, 2): 10% quantile (= forecast when 1 sample)
+    high: np.ndarray  # (N, horizon, 2): 90% quantile
+    samples: np.ndarray  # (N, K, horizon, 2)
+    texts: list[list[str]]  # (N, K)
+    parse_failures: int
+    flops: float
+    tokens_processed: int
+
+
+def prompts_for(history: np.ndarray, tokenizer, decimals: int) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids of ``history (N, H, 2)`` encoded with alphas from the history only."""
+    texts, alphas = llmtime.encode_batch(history, None, decimals)
+    return [tokenizer.encode(t + llmtime.STEP_SEP, add_special_tokens=False) for t in texts], alphas
+
+
+def estimate(
+    arch: F.Architecture,
+    prompt_lens: list[int],
+    horizon: int,
+    decimals: int,
+    int_digits: int,
+    batch_size: int,
+    num_samples: int = 1,
+    convention: str = "coursework",
+) -> float:
+    """Upper-bound FLOPs of forecasting: every number at ``int_digits`` digits."""
+    lens = sorted(np.repeat(prompt_lens, num_samples).tolist())
+    n_new = max_new_tokens(horizon, decimals, int_digits)
+    total = 0.0
+    for i in range(0, len(lens), batch_size):
+        chunk = lens[i : i + batch_size]
+        total += F.generate_flops(
+            arch, max(chunk), n_new, len(chunk), convention=convention,
+            head_vocab=llmtime.NUMERIC_HEAD_SIZE,
+        )["total"]
+    return total
+
+
+def forecast(
+    model,
+    tokenizer,
+    arch: F.Architecture,
+    series: np.ndarray,
+    indices: np.ndarray,
+    history: int = 50,
+    horizon: int = 50,
+    decimals: int = 2,
+    int_digits: int = 2,
+    batch_size: int = 16,
+    num_samples: int = 1,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+    convention: str = "coursework",
+    on_batch: Callable[[int], None] | None = None,
+) -> ForecastResult:
+    """Forecast ``series[:, history:history+horizon]`` from ``series[:, :history]``."""
+    if history < 1 or series.shape[1] < history:
+        raise UsageError(f"--history {history}: series have {series.shape[1]} steps")
+    if num_samples > 1 and temperature <= 0:
+        raise UsageError("--num-samples > 1 needs --temperature > 0 (greedy samples are identical)")
+    vocab = Vocabulary.from_tokenizer(tokenizer)
+    prompts, alphas = prompts_for(series[:, :history], tokenizer, decimals)
+    n = len(prompts)
+    jobs = [(i, k) for i in range(n) for k in range(num_samples)]
+    jobs.sort(key=lambda j: len(prompts[j[0]]))  # similar lengths share a batch: less padding
+    gen = torch.Generator(device=model.device).manual_seed(seed) if temperature > 0 else None
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else vocab.ids[-1].item()
+    texts = [["" for _ in range(num_samples)] for _ in range(n)]
+    flops = 0.0
+    tokens = 0
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start : start + batch_size]
+        seqs, p_len, fed = generate_batch(
+            model, [prompts[i] for i, _ in chunk], vocab, horizon, decimals, int_digits,
+            temperature, top_p, gen, pad,
+        )
+        for (i, k), cols in zip(chunk, seqs, strict=True):
+            texts[i][k] = columns_to_text(cols)
+        flops += F.generate_flops(
+            arch, p_len, fed + 1, len(chunk), convention=convention,
+            head_vocab=llmtime.NUMERIC_HEAD_SIZE,
+        )["total"]
+        tokens += len(chunk) * (p_len + fed)
+        if on_batch:
+            on_batch(len(chunk))
+    samples = np.full((n, num_samples, horizon, 2), np.nan)
+    failures = 0
+    for i in range(n):
+        for k in range(num_samples):
+            d = llmtime.decode(texts[i][k], alphas[i], decimals)
+            failures += int(not d.ok or len(d.steps) != horizon)
+            samples[i, k] = d.aligned(horizon)
+    median = np.median(samples, axis=1)
+    low, high = np.quantile(samples, [0.1, 0.9], axis=1)
+    return ForecastResult(
+        series=np.asarray(indices), alphas=alphas, forecast=median, low=low, high=high,
+        samples=samples, texts=texts, parse_failures=failures, flops=flops, tokens_processed=tokens,
+    )

@@ -1,0 +1,131 @@
+"""Constrained batched forecasting on tiny-qwen2 (random weights)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lvtime import data, forecasting, llmtime
+from lvtime.errors import TokenizerError
+from lvtime.evaluation import ForecastSettings, run
+from lvtime.flops import PRESETS
+from lvtime.ledger import Ledger
+from lvtime.models import load_model
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return load_model("tiny-qwen2")
+
+
+@pytest.fixture(scope="module")
+def series():
+    return data.simulate(n=6, points=30, seed=2).trajectories
+
+
+def fc(tiny, series, **kw):
+    args = dict(history=20, horizon=5, batch_size=4)
+    args.update(kw)
+    return forecasting.forecast(tiny.model, tiny.tokenizer, tiny.architecture, series,
+                                np.arange(len(series)), **args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 4), st.integers(0, 3), st.integers(1, 3), st.data())
+def test_grammar_only_allows_valid_llmtime(horizon, decimals, int_digits, draw):
+    g = forecasting.Grammar(1, horizon, decimals, int_digits, "cpu")
+    cols = []
+    for _ in range(forecasting.max_new_tokens(horizon, decimals, int_digits) + 1):
+        allowed = [i for i in range(14) if g.allowed()[0, i]]
+        assert allowed
+        c = draw.draw(st.sampled_from(allowed))
+        cols.append(c)
+        g.advance(torch.tensor([c]))
+        if bool(g.done.all()):
+            break
+    assert bool(g.done.all()), "the grammar always finishes within max_new_tokens"
+    text = forecasting.columns_to_text(cols)
+    d = llmtime.decode(text, decimals=decimals)
+    assert d.ok and len(d.steps) == horizon, text
+
+
+def test_every_forecast_parses_to_the_horizon(tiny, series):
+    r = fc(tiny, series, horizon=7, decimals=1)
+    assert r.parse_failures == 0
+    assert r.forecast.shape == (6, 7, 2) and np.isfinite(r.forecast).all()
+    for (text,) in r.texts:
+        assert len(llmtime.decode(text, decimals=1).steps) == 7
+
+
+def test_batched_equals_one_at_a_time(tiny, series):
+    batched = fc(tiny, series, batch_size=6)
+    single = fc(tiny, series, batch_size=1)
+    assert batched.texts == single.texts
+
+
+def test_alpha_and_forecast_use_the_history_only(tiny, series):
+    changed = series.copy()
+    changed[:, 20:] *= 7.0
+    a, b = fc(tiny, series), fc(tiny, changed)
+    np.testing.assert_array_equal(a.alphas, b.alphas)
+    assert a.texts == b.texts
+    np.testing.assert_allclose(a.alphas, llmtime.compute_alpha(series[:, :20]))
+
+
+def test_sampling_is_reproducible_with_a_seed(tiny, series):
+    a = fc(tiny, series, num_samples=3, temperature=1.0, top_p=0.9, seed=5)
+    b = fc(tiny, series, num_samples=3, temperature=1.0, top_p=0.9, seed=5)
+    c = fc(tiny, series, num_samples=3, temperature=1.0, top_p=0.9, seed=6)
+    assert a.texts == b.texts and a.texts != c.texts
+    assert a.samples.shape == (6, 3, 5, 2)
+    assert (a.low <= a.forecast + 1e-12).all() and (a.forecast <= a.high + 1e-12).all()
+
+
+def test_cost_matches_torch_flop_counter(series):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    eager = load_model("tiny-qwen2")  # FlopCounterMode has no formula for CPU SDPA kernels
+    eager.model.set_attn_implementation("eager")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        r = fc(eager, series, convention="2mnk")
+    assert r.flops == pytest.approx(counter.get_total_flops(), rel=0.01)
+
+
+def test_upper_bound_is_exact_when_every_number_is_full_width(tiny, series):
+    r = fc(tiny, series, int_digits=1)
+    prompts, _ = forecasting.prompts_for(series[:, :20], tiny.tokenizer, 2)
+    bound = forecasting.estimate(PRESETS["tiny-qwen2"], [len(p) for p in prompts], 5, 2, 1, 4)
+    assert r.flops == pytest.approx(bound)  # one integer digit: every step has the same length
+
+
+def test_refuses_tokenizers_that_merge_digits():
+    class Merging:
+        eos_token_id = 0
+
+        def encode(self, text, add_special_tokens=False):
+            return [1] if len(text) == 1 else [1] * (len(text) // 2)
+
+    with pytest.raises(TokenizerError, match="single digits"):
+        forecasting.Vocabulary.from_tokenizer(Merging())
+
+
+def test_run_writes_results_and_ledger(tmp_path, small_h5):
+    s = ForecastSettings(data=str(small_h5), model="tiny-qwen2", history=20, horizon=5,
+                         split="val", out=str(tmp_path / "out"), plot_series=1)
+    report = run(s)
+    (entry,) = Ledger().read().entries
+    assert entry.kind == "baseline" and entry.status == "completed"
+    assert entry.spent_flops == report["flops"] <= entry.estimated_flops
+    out = tmp_path / "out"
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["n_series"] == 4 and doc["parse_failures"] == 0
+    assert set(doc["metrics"]) == {"model", "last_value", "linear"}
+    npz = np.load(out / "forecasts.npz")
+    assert npz["forecast"].shape == (4, 5, 2) and npz["history"].shape == (4, 20, 2)
+    assert len((out / "per_series.csv").read_text().splitlines()) == 1 + 4 * 3 * 2
+    pytest.importorskip("matplotlib")
+    assert (out / "summary.png").exists() and len(list(out.glob("series-*.png"))) == 1

@@ -1,0 +1,40 @@
+import numpy as np
+import pytest
+
+from lvtime import metrics
+
+
+def test_hand_computed_metrics():
+    history = np.array([[[1.0, 2.0], [2.0, 2.0], [4.0, 2.0]]])  # prey diffs 1, 2 -> scale 1.5
+    truth = np.array([[[1.0, 3.0], [2.0, 3.0], [3.0, 3.0]]])
+    forecast = np.array([[[2.0, 3.0], [2.0, 4.0], [5.0, 3.0]]])
+    m = metrics.per_series(forecast, truth, history)
+    # prey errors: 1, 0, 2 -> MSE 5/3, MAE 1; SS_tot = 2, SS_res = 5 -> R2 = -1.5; MASE = 1/1.5
+    assert m["mse"][0, 0] == pytest.approx(5 / 3)
+    assert m["mae"][0, 0] == pytest.approx(1.0)
+    assert m["r2"][0, 0] == pytest.approx(1 - 5 / 2)
+    assert m["mase"][0, 0] == pytest.approx(1 / 1.5)
+    # predator: constant truth -> R2 undefined; constant history -> MASE undefined
+    assert m["mae"][0, 1] == pytest.approx(1 / 3)
+    assert np.isnan(m["r2"][0, 1]) and np.isnan(m["mase"][0, 1])
+
+
+def test_perfect_forecast_and_aggregates():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(1, 2, (4, 5, 2))
+    history = rng.uniform(1, 2, (4, 6, 2))
+    m = metrics.per_series(truth, truth, history)
+    assert np.allclose(m["mse"], 0) and np.allclose(m["r2"], 1)
+    agg = metrics.aggregate({k: np.array([[1.0, np.nan], [3.0, np.nan], [8.0, 2.0]]) for k in metrics.METRICS})
+    assert agg["prey"]["mae"] == {"mean": 4.0, "median": 3.0, "n": 3}
+    assert agg["predator"]["r2"] == {"mean": 2.0, "median": 2.0, "n": 1}
+
+
+def test_reference_forecasts():
+    history = np.array([[[1.0, 5.0], [2.0, 4.0], [3.0, 3.0], [4.0, 2.0]]])
+    assert metrics.last_value(history, 2).tolist() == [[[4.0, 2.0], [4.0, 2.0]]]
+    lin = metrics.linear(history, 3, window=4)
+    assert lin[0, :, 0].tolist() == pytest.approx([5.0, 6.0, 7.0])
+    assert lin[0, :, 1].tolist() == pytest.approx([1.0, 0.0, 0.0])  # clipped at zero
+    result = metrics.evaluate(lin, lin, history)
+    assert set(result) == {"model", "last_value", "linear"}
