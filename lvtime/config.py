@@ -54,6 +54,7 @@ class FinetuneConfig(BaseModel):
     )
     device: str = "auto"
     dtype: str = "auto"
+    compile: bool = Field(False, description="torch.compile the transformer body (GPUs).")
     convention: Literal["coursework", "exact", "2mnk"] = "coursework"
 
     @model_validator(mode="after")

@@ -190,10 +190,12 @@ def init_distributed(device: str) -> Dist:
 
 
 class LossHead:
-    """Next-token cross-entropy from final hidden states, on labelled positions only.
+    """Next-token cross-entropy from the final hidden states, summed over labelled tokens.
 
     With ``ids`` (numeric head) the output layer is restricted to those token ids and
-    targets are re-indexed into them; every LLMTIME target is among them.
+    targets are re-indexed into them (others become -100: callers check the data once,
+    see :func:`check_numeric_targets`). Nothing here waits on the device, so GPU steps
+    stay asynchronous.
     """
 
     def __init__(self, model, ids: list[int] | None):
@@ -203,27 +205,36 @@ class LossHead:
         if ids is not None:
             remap = torch.full((model.config.vocab_size,), IGNORE, dtype=torch.long)
             remap[self.ids.cpu()] = torch.arange(len(ids))
-            self.remap = remap.to(model.device)
+            self.remap = torch.cat([remap, torch.tensor([IGNORE])]).to(model.device)  # [-1]: -100
 
-    def __call__(self, input_ids, attention_mask, labels) -> tuple[torch.Tensor, int]:
-        """Summed loss and the number of target tokens (for exact token means)."""
+    def __call__(self, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss and the number of target tokens, both as tensors."""
         hidden = self.model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        targets = labels[:, 1:]
-        keep = targets != IGNORE
-        h = hidden[:, :-1][keep]
-        y = targets[keep]
+        h = hidden[:, :-1]
+        y = labels[:, 1:]
         weight = self.model.lm_head.weight
         if self.ids is not None:
             weight = weight[self.ids]
-            y = self.remap[y]
-            if (y == IGNORE).any():
-                raise TrainingError("a target token is outside the numeric head's vocabulary")
+            y = self.remap[y]  # -100 indexes the appended -100
         logits = h @ weight.t()
         if getattr(self.model.lm_head, "bias", None) is not None:
             bias = self.model.lm_head.bias
             logits = logits + (bias if self.ids is None else bias[self.ids])
-        loss = torch.nn.functional.cross_entropy(logits.float(), y, reduction="sum")
-        return loss, int(keep.sum())
+        loss = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1).float(), y.flatten(), ignore_index=IGNORE, reduction="sum"
+        )
+        return loss, (y != IGNORE).sum()
+
+
+def check_numeric_targets(windows: Windows, ids: list[int]) -> None:
+    """Refuse data whose targets fall outside the numeric head (once, before training)."""
+    labels = windows.labels[windows.labels != IGNORE]
+    outside = ~torch.isin(labels, torch.tensor(ids))
+    if bool(outside.any()):
+        raise TrainingError(
+            f"--head numeric: token {int(labels[outside][0])} of the training data is not an "
+            "LLMTIME token; use --head full"
+        )
 
 
 # --- the loop -------------------------------------------------------------------------
@@ -326,7 +337,7 @@ def evaluate(loss_head: LossHead, windows: Windows, micro: int, device: str, dty
                 windows.labels[sel].to(device),
             )
             total += float(loss)
-            count += n
+            count += int(n)
     total, count = dist.sum(total, count)
     return total / max(count, 1)
 
@@ -399,6 +410,10 @@ def train(
 
         ids = llmtime_token_ids(loaded.tokenizer, llmtime.LLMTIME_ALPHABET)
         numeric = [*ids.values(), loaded.tokenizer.eos_token_id]
+        check_numeric_targets(data.train, numeric)
+        check_numeric_targets(data.val, numeric)
+    if cfg.compile:
+        model.model.compile()  # in place: parameter names (and adapter keys) are unchanged
     loss_head = LossHead(model, numeric)
     params = lora.lora_parameters(model)
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -46,6 +46,7 @@ def finetune(
     head: str = typer.Option("full", help="full, or numeric: output layer over LLMTIME tokens only."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     dtype: str = typer.Option("auto", help="auto (bf16 on capable GPUs, else fp32), float32, bfloat16."),
+    compile: bool = typer.Option(False, "--compile", help="torch.compile the model body (fewer kernel launches on GPUs)."),
     convention: str = typer.Option("coursework", help="FLOP counting convention."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its newest checkpoint."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run folder."),
@@ -90,7 +91,8 @@ def finetune(
                 clip_grad=clip_grad, seed=seed, decimals=decimals,
                 alpha_mode="global" if global_alpha else "per-series", split_scheme=split_scheme,
                 train_series=train_series, val_series=val_series, eval_every=eval_every,
-                save_every=save_every, head=head, device=device, dtype=dtype, convention=convention,
+                save_every=save_every, head=head, device=device, dtype=dtype, compile=compile,
+                convention=convention,
             )
         except ValidationError as exc:
             first = exc.errors()[0]
