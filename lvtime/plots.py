@@ -84,3 +84,49 @@ def summary_figure(path: Path, scores: dict[str, np.ndarray], metric: str = "mae
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def sweep_figures(sweep_dir: Path, rows: list[dict], keys: list[str]) -> list[Path]:
+    """``heatmap.png`` (rank x lr validation loss, when both are swept) and
+    ``curves.png`` (validation loss of every run against steps)."""
+    plt = _pyplot()
+    if plt is None or not rows:
+        return []
+    written = []
+    if "rank" in keys and "lr" in keys:
+        ranks = sorted({r["rank"] for r in rows})
+        lrs = sorted({r["lr"] for r in rows})
+        grid = np.full((len(ranks), len(lrs)), np.nan)
+        for r in rows:
+            if r["val_loss"] is not None:
+                grid[ranks.index(r["rank"]), lrs.index(r["lr"])] = r["val_loss"]
+        fig, ax = plt.subplots(figsize=(1.6 * len(lrs) + 2, 1.2 * len(ranks) + 1.5))
+        im = ax.imshow(grid, cmap="viridis_r")
+        ax.set_xticks(range(len(lrs)), [f"{x:g}" for x in lrs])
+        ax.set_yticks(range(len(ranks)), [str(x) for x in ranks])
+        ax.set(xlabel="learning rate", ylabel="LoRA rank", title="final validation loss")
+        for i in range(len(ranks)):
+            for j in range(len(lrs)):
+                if np.isfinite(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color="white", fontsize=8)
+        fig.colorbar(im, ax=ax)
+        fig.tight_layout()
+        fig.savefig(sweep_dir / "heatmap.png", dpi=100)
+        plt.close(fig)
+        written.append(sweep_dir / "heatmap.png")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in rows:
+        metrics = Path(r["out"]) / "metrics.jsonl"
+        if not metrics.exists():
+            continue
+        vals = [json.loads(x) for x in metrics.read_text().splitlines() if x]
+        pts = [(v["step"], v["val_loss"]) for v in vals if "val_loss" in v]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), "o-", label=r["run"], ms=3)
+    ax.set(xlabel="optimizer step", ylabel="validation loss", title="validation loss per run")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(sweep_dir / "curves.png", dpi=100)
+    plt.close(fig)
+    written.append(sweep_dir / "curves.png")
+    return written

@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperGroup
 
 from lvtime import __version__
-from lvtime.cli import budget, codec, dataset, forecast, train
+from lvtime.cli import budget, codec, dataset, forecast, sweeps, train
 from lvtime.errors import LvtimeError
 
 
@@ -59,6 +59,7 @@ dataset.register(app)
 budget.register(app)
 train.register(app)
 forecast.register(app)
+sweeps.register(app)
 
 
 def main() -> None:

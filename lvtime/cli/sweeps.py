@@ -1,0 +1,140 @@
+"""``lvtime sweep``: budget-planned hyperparameter grids that resume."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from lvtime.cli.output import console, err_console, flops_str, parse_floats, parse_ints, pct, print_json
+
+LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sweep")(sweep)
+
+
+def sweep(
+    data: Path = typer.Argument(None, help="HDF5 dataset (default: ./lotka_volterra_data.h5)."),
+    ranks: str = typer.Option(None, help="LoRA ranks, e.g. 2,4,8."),
+    lrs: str = typer.Option(None, help="Learning rates, e.g. 1e-5,5e-5,1e-4."),
+    contexts: str = typer.Option(None, help="Context lengths, e.g. 128,512,768."),
+    steps: int = typer.Option(None, min=0, help="Optimizer steps per run [default: 100]."),
+    model: str = typer.Option(None, help="Base model [default: Qwen/Qwen2.5-0.5B-Instruct]."),
+    batch_size: int = typer.Option(None, min=1, help="Windows per step [default: 4]."),
+    head: str = typer.Option(None, help="full or numeric [default: full]."),
+    dtype: str = typer.Option(None, help="auto, float32, bfloat16."),
+    device: str = typer.Option(None, help="auto, cpu, cuda, mps."),
+    eval_every: int = typer.Option(None, min=0, help="Validate every N steps."),
+    val_series: int = typer.Option(None, min=1, help="Validation series per evaluation."),
+    train_series: int = typer.Option(None, min=1, help="Training series to use."),
+    seed: int = typer.Option(None, help="Seed for every run."),
+    config: Path = typer.Option(None, "--config", help="sweep.json: {'out', 'base': {...}, 'grid': {...}}."),
+    out: Path = typer.Option(None, "--out", "-o", help="Sweep folder (default: runs/sweep-TIME)."),
+    fit_budget: bool = typer.Option(False, "--fit-budget", help="Run, in order, what fits the budget."),
+    allow_over_budget: bool = typer.Option(False, "--allow-over-budget"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only."),
+    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
+) -> None:
+    """Fine-tune every configuration of a grid, within the budget, and rank the results.
+
+    Flags give a grid over rank, lr and context; --config sweep.json can sweep or fix any
+    finetune option. Re-running the same command skips finished runs and resumes an
+    interrupted one. Exit 3 when the grid does not fit (see --fit-budget).
+
+    Example:\n
+      lvtime sweep --model smollm2-135m-instruct --ranks 2,4,8 --lrs 1e-5,1e-4 --steps 200 --out runs/sweep-rl
+    """
+    from lvtime import sweep as sw
+    from lvtime.errors import UsageError
+    from lvtime.ledger import Ledger
+
+    lg = Ledger(ledger)
+    if config:
+        spec = sw.load_sweep_config(config)
+        if out:
+            spec = spec.model_copy(update={"out": str(out)})
+    else:
+        grid = {}
+        if ranks:
+            grid["rank"] = parse_ints(ranks, "--ranks")
+        if lrs:
+            grid["lr"] = parse_floats(lrs, "--lrs")
+        if contexts:
+            grid["context"] = parse_ints(contexts, "--contexts")
+        if not grid:
+            raise UsageError("nothing to sweep: give --ranks, --lrs, --contexts or --config")
+        spec = sw.SweepConfig(out=str(out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S")), grid=grid)
+    fixed = {"data": str(data) if data else None, "steps": steps, "model": model, "batch_size": batch_size,
+             "head": head, "dtype": dtype, "device": device, "eval_every": eval_every,
+             "val_series": val_series, "train_series": train_series, "seed": seed}
+    spec.base.update({k: v for k, v in fixed.items() if v is not None})
+    spec.base.setdefault("data", "lotka_volterra_data.h5")
+    planned, summary = sw.plan(spec, lg, fit_budget)
+    if as_json and dry_run:
+        print_json(_plan_doc(planned, summary))
+        return
+    if not as_json:
+        _print_plan(planned, summary)
+    if dry_run:
+        return
+    sw.check_budget(summary, allow_over_budget)
+    show = not quiet and not as_json
+
+    def on_run_start(p) -> None:
+        if show:
+            err_console.print(f"[bold]{p.name}[/] ({'resuming' if p.state == 'resume' else 'new'})")
+
+    rows = sw.run(spec, planned, lg, allow_over_budget, on_run_start if show else None)
+    if as_json:
+        print_json({"plan": _plan_doc(planned, summary), "results": rows,
+                    "best_command": sw.finetune_command(_best_config(planned, rows)) if rows else None})
+        return
+    _print_results(rows, list(spec.grid), spec.out)
+    if rows:
+        console.print("best configuration, as a finetune command:")
+        console.print(sw.finetune_command(_best_config(planned, rows)), soft_wrap=True)
+
+
+def _best_config(planned, rows):
+    return next(p.config for p in planned if p.name == rows[0]["run"])
+
+
+def _plan_doc(planned, summary) -> dict:
+    return {
+        "runs": [{"run": p.name, **p.values, "state": p.state, "cost": p.cost,
+                  "planned": p.planned, "out": p.config.out} for p in planned],
+        **summary,
+    }
+
+
+def _print_plan(planned, summary) -> None:
+    from rich.table import Table
+
+    budget = summary["budget"]
+    table = Table("run", "state", "FLOPs", "% budget", "cumulative", title="sweep plan")
+    cum = 0.0
+    for p in planned:
+        if p.planned:
+            cum += p.cost
+        state = p.state if p.planned else "[yellow]skipped (does not fit)[/]"
+        table.add_row(p.name, state, flops_str(p.cost), pct(p.cost, budget), flops_str(cum))
+    console.print(table)
+    line = (f"sweep total {flops_str(summary['sweep_total'])} ({pct(summary['sweep_total'], budget)}); "
+            f"remaining now {flops_str(summary['remaining'])}, after {flops_str(summary['remaining_after'])}")
+    console.print(("[red]" if summary["remaining_after"] < 0 else "") + line)
+
+
+def _print_results(rows, keys, out) -> None:
+    from rich.table import Table
+
+    table = Table("run", *keys, "val loss @0", "val loss", "steps", "FLOPs", "% budget", "wall",
+                  title=f"results (best first); files in {out}")
+    for r in rows:
+        table.add_row(r["run"], *(str(r[k]) for k in keys), f"{r['val_loss_0']:.4f}", f"{r['val_loss']:.4f}",
+                      str(r["steps"]), flops_str(r["flops"]), f"{r['percent_budget']:.3g}%", f"{r['wall_s']:.0f}s")
+    console.print(table)

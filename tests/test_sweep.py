@@ -1,0 +1,111 @@
+"""`lvtime sweep` on tiny-qwen2: a 2 x 2 grid, skipping, budget refusal, --fit-budget, resume."""
+
+import json
+import os
+import signal
+
+import pytest
+from typer.testing import CliRunner
+
+from lvtime import data
+from lvtime import sweep as sw
+from lvtime.cli import app
+from lvtime.errors import BudgetError, Interrupted
+from lvtime.ledger import Ledger
+
+runner = CliRunner()
+BASE = dict(model="tiny-qwen2", steps=2, context=32, batch_size=2, val_series=2)
+
+
+@pytest.fixture
+def h5(tmp_path):
+    path = tmp_path / "lv.h5"
+    data.save_dataset(path, data.simulate(n=20, points=12, seed=0))
+    return path
+
+
+def spec(h5, tmp_path, **grid):
+    return sw.SweepConfig(out=str(tmp_path / "sweep"), base={**BASE, "data": str(h5)},
+                          grid=grid or {"rank": [2, 4], "lr": [1e-4, 1e-3]})
+
+
+def test_grid_runs_ranks_writes_results_then_skips(h5, tmp_path):
+    args = ["sweep", str(h5), "--model", "tiny-qwen2", "--ranks", "2,4", "--lrs", "1e-4,1e-3",
+            "--steps", "2", "--val-series", "2", "--batch-size", "2", "--out", str(tmp_path / "sweep"),
+            "--quiet", "--json"]
+    r = runner.invoke(app, args + ["--dry-run"])
+    assert r.exit_code == 0, r.output
+    assert [x["run"] for x in json.loads(r.stdout)["runs"]] == [
+        "r2-lr0.0001", "r2-lr0.001", "r4-lr0.0001", "r4-lr0.001"]
+    assert not Ledger().read().entries
+    # context 512 default is too long for 12-step series; give it explicitly
+    args += ["--contexts", "32"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    losses = [x["val_loss"] for x in doc["results"]]
+    assert len(losses) == 4 and losses == sorted(losses)
+    assert doc["best_command"].startswith("lvtime finetune") and "--model tiny-qwen2" in doc["best_command"]
+    out = tmp_path / "sweep"
+    for name in ("results.csv", "results.json", "results.md", "sweep.json"):
+        assert (out / name).exists()
+    pytest.importorskip("matplotlib")
+    assert (out / "heatmap.png").exists() and (out / "curves.png").exists()
+    entries = Ledger().read().entries
+    assert len(entries) == 4 and all(e.label.startswith("sweep sweep: ") for e in entries)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0
+    assert all(x["state"] == "done" for x in json.loads(r.stdout)["plan"]["runs"])
+    assert len(Ledger().read().entries) == 4  # nothing re-run
+
+
+def test_grid_over_budget_is_refused_or_fitted(h5, tmp_path):
+    s = spec(h5, tmp_path)
+    planned, summary = sw.plan(s, Ledger())
+    one = planned[0].cost
+    Ledger().init(2.5 * one)
+    planned, summary = sw.plan(s, Ledger())
+    with pytest.raises(BudgetError):
+        sw.check_budget(summary, allow_over_budget=False)
+    planned, summary = sw.plan(s, Ledger(), fit_budget=True)
+    assert [p.planned for p in planned] == [True, True, False, False]
+    rows = sw.run(s, planned, Ledger())
+    assert len(rows) == 2 and Ledger().read().totals()["remaining"] >= 0
+
+
+def test_interrupted_sweep_resumes(h5, tmp_path):
+    s = spec(h5, tmp_path, rank=[2, 4])
+    s.base.update(steps=4, save_every=1)
+    planned, _ = sw.plan(s, Ledger())
+
+    calls = {"n": 0}
+
+    def interrupt_second_run(p):
+        if p.step == 2:
+            calls["n"] += 1
+            if calls["n"] == 2:  # the second configuration, halfway
+                os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(Interrupted):
+        sw.run(s, planned, Ledger(), on_progress=interrupt_second_run)
+    planned, _ = sw.plan(s, Ledger())
+    assert [p.state for p in planned] == ["done", "resume"]
+    rows = sw.run(s, planned, Ledger())
+    assert len(rows) == 2 and all(r["steps"] == 4 for r in rows)
+
+
+def test_config_file_validation(tmp_path):
+    bad = tmp_path / "s.json"
+    bad.write_text(json.dumps({"grid": {"nonsense": [1]}}))
+    with pytest.raises(Exception, match="not a finetune option"):
+        sw.load_sweep_config(bad)
+    bad.write_text("{")
+    with pytest.raises(Exception, match="invalid JSON"):
+        sw.load_sweep_config(bad)
+
+
+def test_finetune_command_reproduces_config():
+    from lvtime.config import FinetuneConfig
+
+    cmd = sw.finetune_command(FinetuneConfig(data="d.h5", model="tiny-qwen2", rank=8, lr=1e-4))
+    assert cmd == "lvtime finetune d.h5 --model tiny-qwen2 --rank 8 --lr 0.0001 --out runs/best"
