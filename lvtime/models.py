@@ -85,7 +85,9 @@ def resolve_source(model: str) -> str:
 def load_model(model: str = QWEN_HUB_ID, device: str = "auto", dtype: str = "auto") -> LoadedModel:
     """Load ``model`` (see module docstring) in eval mode on the chosen device and dtype."""
     import torch
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # lvtime draws its own progress; loading is quick
     source = resolve_source(model)
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)

@@ -6,9 +6,9 @@ and tokenized; token sequences are cut into windows of ``context`` tokens with s
 is padded, and padding is masked out of the attention and of the loss (label -100).
 
 Speed: only LoRA parameters have gradients; the loss is computed from the final
-hidden states of the positions that have a label only (no logits for padding), over
-the numeric vocabulary when ``head="numeric"``; weights run in the chosen dtype with
-autocast; attention is PyTorch's scaled-dot-product kernel.
+hidden states, over the 14 LLMTIME tokens when ``head="numeric"``; weights run in the
+chosen dtype with autocast; attention is PyTorch's scaled-dot-product kernel; a step
+waits on the device once (for its loss).
 
 Scale: under ``torchrun`` each process takes a slice of every batch; gradients and
 losses are summed across processes, so the updates equal a single-process run's.
