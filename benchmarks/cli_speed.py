@@ -39,8 +39,14 @@ def main() -> None:
     env = {**os.environ, "LVTIME_LEDGER": os.path.join(tmp, "ledger.json")}
     commands = {
         "lvtime --help": [exe, "--help"],
-        "lvtime encode --prey ... --predator ...": [exe, "encode", "--prey", "2.9,3.2,3.8,4.5,5.1",
-                                                    "--predator", "1.1,0.9,0.7,0.6,0.5"],
+        "lvtime encode --prey ... --predator ...": [
+            exe,
+            "encode",
+            "--prey",
+            "2.9,3.2,3.8,4.5,5.1",
+            "--predator",
+            "1.1,0.9,0.7,0.6,0.5",
+        ],
         "lvtime flops --seq 768": [exe, "flops", "--seq", "768"],
         "lvtime ledger add": [exe, "ledger", "add", "--flops", "4.22e15", "--label", "bench"],
         "lvtime ledger": [exe, "ledger"],

@@ -37,8 +37,10 @@ def main() -> None:
     test = data.split_indices(ds.n_series)["test"][: args.series]
     traj = ds.trajectories[test]
     lm = load_model(args.model, dtype=args.dtype)
-    print(f"{args.model} ({lm.dtype}, {lm.device}), history {args.history}, horizon {args.horizon}, "
-          f"{torch.get_num_threads()} threads")
+    print(
+        f"{args.model} ({lm.dtype}, {lm.device}), history {args.history}, horizon {args.horizon}, "
+        f"{torch.get_num_threads()} threads"
+    )
 
     # naive loop
     prompts, alphas = forecasting.prompts_for(traj[:, : args.history], lm.tokenizer, 2)
@@ -48,26 +50,36 @@ def main() -> None:
     with torch.no_grad():
         for i in range(args.naive_series):
             ids = torch.tensor([prompts[i]], device=lm.device)
-            out = lm.model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=budget,
-                                    do_sample=False, pad_token_id=lm.tokenizer.eos_token_id)
-            text = lm.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+            out = lm.model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=budget,
+                do_sample=False,
+                pad_token_id=lm.tokenizer.eos_token_id,
+            )
+            text = lm.tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
             steps = text.split(";")[: args.horizon]
             d = llmtime.decode(";".join(steps), alphas[i])
             ok += int(d.ok and len(d.steps) == args.horizon)
     naive_s = time.perf_counter() - t0
     naive_rate = args.naive_series / naive_s
-    print(f"naive loop        {args.naive_series:4d} series  {naive_s:7.1f} s  {naive_rate:.3f} series/s  "
-          f"parsed {ok}/{args.naive_series} ({100 * ok / args.naive_series:.0f}%)")
+    print(
+        f"naive loop        {args.naive_series:4d} series  {naive_s:7.1f} s  {naive_rate:.3f} series/s  "
+        f"parsed {ok}/{args.naive_series} ({100 * ok / args.naive_series:.0f}%)"
+    )
 
     for bs in args.batch_size:
         t0 = time.perf_counter()
-        r = forecasting.forecast(lm.model, lm.tokenizer, lm.architecture, traj, test, args.history,
-                                 args.horizon, batch_size=bs)
+        r = forecasting.forecast(
+            lm.model, lm.tokenizer, lm.architecture, traj, test, args.history, args.horizon, batch_size=bs
+        )
         dt = time.perf_counter() - t0
         good = len(test) - r.parse_failures
-        print(f"lvtime batch {bs:3d}  {len(test):4d} series  {dt:7.1f} s  {len(test) / dt:.3f} series/s  "
-              f"parsed {good}/{len(test)} ({100 * good / len(test):.0f}%)  x{len(test) / dt / naive_rate:.1f}"
-              f"  {r.tokens_processed / dt:.0f} tok/s")
+        print(
+            f"lvtime batch {bs:3d}  {len(test):4d} series  {dt:7.1f} s  {len(test) / dt:.3f} series/s  "
+            f"parsed {good}/{len(test)} ({100 * good / len(test):.0f}%)  x{len(test) / dt / naive_rate:.1f}"
+            f"  {r.tokens_processed / dt:.0f} tok/s"
+        )
         assert np.isfinite(r.forecast).all()
 
 

@@ -30,11 +30,18 @@ def build(tiny: bool, device: str):
     shape = (
         dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
         if tiny
-        else dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                  num_key_value_heads=2)
+        else dict(
+            hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14, num_key_value_heads=2
+        )
     )
-    cfg = Qwen2Config(vocab_size=151936, tie_word_embeddings=True, rope_theta=1e6, rms_norm_eps=1e-6,
-                      attn_implementation="sdpa", **shape)
+    cfg = Qwen2Config(
+        vocab_size=151936,
+        tie_word_embeddings=True,
+        rope_theta=1e6,
+        rms_norm_eps=1e-6,
+        attn_implementation="sdpa",
+        **shape,
+    )
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2ForCausalLM(cfg).to(torch.bfloat16)
@@ -114,10 +121,13 @@ def main() -> None:
         for mode in ("reference", "full", "numeric"):
             r = bench(model, cfg, mode, batch, args.context, args.steps, args.warmup, device)
             r["mfu"] = r["model_tflops_per_s"] * 1e12 / args.peak
-            line = (f"{mode:9s} batch {batch:3d} x {args.context}: {r['tokens_per_s']:9.0f} tok/s  "
-                    f"{r['s_per_step'] * 1e3:7.1f} ms/step  {r['model_tflops_per_s']:6.1f} TFLOP/s  "
-                    f"MFU {100 * r['mfu']:5.1f}%  full-model-equivalent {r['full_model_equivalent_tflops_per_s']:6.1f} TFLOP/s"
-                    + (f"  peak {r['peak_mem_gb']:.1f} GB" if r["peak_mem_gb"] else ""))
+            line = (
+                f"{mode:9s} batch {batch:3d} x {args.context}: {r['tokens_per_s']:9.0f} tok/s  "
+                f"{r['s_per_step'] * 1e3:7.1f} ms/step  {r['model_tflops_per_s']:6.1f} TFLOP/s  "
+                f"MFU {100 * r['mfu']:5.1f}%  "
+                f"full-model-equivalent {r['full_model_equivalent_tflops_per_s']:6.1f} TFLOP/s"
+                + (f"  peak {r['peak_mem_gb']:.1f} GB" if r["peak_mem_gb"] else "")
+            )
             print(line, flush=True)
             if args.out:
                 with open(args.out, "a") as f:

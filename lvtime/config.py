@@ -49,9 +49,7 @@ class FinetuneConfig(BaseModel):
     eval_every: int = Field(0, ge=0, description="Validate every N steps (0: only at 0 and the end).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: eval_every).")
     keep_checkpoints: int = Field(2, ge=1)
-    head: Literal["full", "numeric"] = Field(
-        "full", description="numeric: output layer restricted to LLMTIME tokens."
-    )
+    head: Literal["full", "numeric"] = Field("full", description="numeric: output layer restricted to LLMTIME tokens.")
     device: str = "auto"
     dtype: str = "auto"
     compile: bool = Field(False, description="torch.compile the transformer body (GPUs).")

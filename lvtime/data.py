@@ -74,16 +74,11 @@ def validate(traj: np.ndarray, time: np.ndarray, name: str = "dataset") -> None:
     if traj.ndim != 3:
         raise DataError(f"{name}: /trajectories has rank {traj.ndim}, expected 3 (N, T, 2)")
     if traj.shape[2] != 2:
-        raise DataError(
-            f"{name}: /trajectories last dimension is {traj.shape[2]}, expected 2 (prey, predator)"
-        )
+        raise DataError(f"{name}: /trajectories last dimension is {traj.shape[2]}, expected 2 (prey, predator)")
     if traj.shape[0] == 0 or traj.shape[1] == 0:
         raise DataError(f"{name}: /trajectories is empty (shape {traj.shape})")
     if time.ndim != 1 or time.shape[0] != traj.shape[1]:
-        raise DataError(
-            f"{name}: /time has shape {time.shape}, expected ({traj.shape[1]},) "
-            "to match /trajectories"
-        )
+        raise DataError(f"{name}: /time has shape {time.shape}, expected ({traj.shape[1]},) to match /trajectories")
     bad = ~np.isfinite(traj)
     if bad.any():
         i = int(np.argwhere(bad)[0][0])
@@ -191,9 +186,7 @@ def _lv(state: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
 def _rm(state: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
     x, y = state[:, 0], state[:, 1]
     predation = p["a"] * x * y / (1.0 + p["a"] * p["h"] * x)
-    return np.stack(
-        [p["r"] * x * (1.0 - x / p["K"]) - predation, p["e"] * predation - p["m"] * y], axis=1
-    )
+    return np.stack([p["r"] * x * (1.0 - x / p["K"]) - predation, p["e"] * predation - p["m"] * y], axis=1)
 
 
 def _rk4(f, state, params, t_out: np.ndarray, max_step: float) -> np.ndarray:

@@ -63,9 +63,7 @@ def plan(s: ForecastSettings, ledger: Ledger) -> dict:
 
     ds = lvdata.load_dataset(s.data)
     if s.history + s.horizon > ds.n_points:
-        raise UsageError(
-            f"--history {s.history} + --horizon {s.horizon} exceeds the {ds.n_points} steps per series"
-        )
+        raise UsageError(f"--history {s.history} + --horizon {s.horizon} exceeds the {ds.n_points} steps per series")
     idx = lvdata.select_series(ds.n_series, s.series or None, None if s.series else s.split, s.limit)
     if len(idx) == 0:
         raise UsageError("no series selected")
@@ -73,8 +71,9 @@ def plan(s: ForecastSettings, ledger: Ledger) -> dict:
     arch = architecture_for(model)
     tokenizer = tokenizer_for(model)
     prompts, _ = prompts_for(ds.trajectories[idx, : s.history], tokenizer, s.decimals)
-    cost = estimate(arch, [len(p) for p in prompts], s.horizon, s.decimals, s.int_digits,
-                    s.batch_size, s.num_samples, s.convention)
+    cost = estimate(
+        arch, [len(p) for p in prompts], s.horizon, s.decimals, s.int_digits, s.batch_size, s.num_samples, s.convention
+    )
     return {
         "model": model,
         "adapter": s.adapter,
@@ -88,8 +87,14 @@ def plan(s: ForecastSettings, ledger: Ledger) -> dict:
     }
 
 
-def run(s: ForecastSettings, ledger: Ledger | None = None, allow_over_budget: bool = False,
-        on_batch=None, kind: str | None = None, on_plan=None) -> dict:
+def run(
+    s: ForecastSettings,
+    ledger: Ledger | None = None,
+    allow_over_budget: bool = False,
+    on_batch=None,
+    kind: str | None = None,
+    on_plan=None,
+) -> dict:
     """Forecast, score and (with ``out``) write results. Returns the JSON-able report."""
     from lvtime import lora, metrics
     from lvtime.forecasting import forecast
@@ -105,8 +110,11 @@ def run(s: ForecastSettings, ledger: Ledger | None = None, allow_over_budget: bo
         raise UsageError(f"{out}: already exists and is not empty; choose another --out")
     entry = ledger.reserve(
         f"{kind} {Path(s.adapter).parent.name if s.adapter else p['model']} ({p['n_series']} series)",
-        p["estimate"], kind=kind, config={**s.__dict__, "model": p["model"]},
-        outputs=[str(out)] if out else [], allow_over_budget=allow_over_budget,
+        p["estimate"],
+        kind=kind,
+        config={**s.__dict__, "model": p["model"]},
+        outputs=[str(out)] if out else [],
+        allow_over_budget=allow_over_budget,
     )
     # A run that stops mid-generation is charged its whole estimate: the ledger may
     # over-count, never under-count.
@@ -120,9 +128,22 @@ def run(s: ForecastSettings, ledger: Ledger | None = None, allow_over_budget: bo
         traj = p["dataset"].trajectories[idx]
         spent = p["estimate"]
         result = forecast(
-            loaded.model, loaded.tokenizer, loaded.architecture, traj, idx, s.history, s.horizon,
-            s.decimals, s.int_digits, s.batch_size, s.num_samples, s.temperature, s.top_p, s.seed,
-            s.convention, on_batch,
+            loaded.model,
+            loaded.tokenizer,
+            loaded.architecture,
+            traj,
+            idx,
+            s.history,
+            s.horizon,
+            s.decimals,
+            s.int_digits,
+            s.batch_size,
+            s.num_samples,
+            s.temperature,
+            s.top_p,
+            s.seed,
+            s.convention,
+            on_batch,
         )
         spent, status = result.flops, "completed"
     except KeyboardInterrupt:
@@ -167,15 +188,31 @@ def write_results(out: Path, report: dict, result, history, truth, scores, s: Fo
         for i, series in enumerate(result.series.tolist()):
             for name, v in scores.items():
                 for sp, species in enumerate(("prey", "predator")):
-                    w.writerow([series, f"{result.alphas[i]:.6g}", name, species] + [
-                        f"{v['per_series'][m][i, sp]:.6g}" for m in ("mse", "mae", "r2", "mase")])
+                    w.writerow(
+                        [series, f"{result.alphas[i]:.6g}", name, species]
+                        + [f"{v['per_series'][m][i, sp]:.6g}" for m in ("mse", "mae", "r2", "mase")]
+                    )
     np.savez_compressed(
-        out / "forecasts.npz", series=result.series, alpha=result.alphas, history=history, truth=truth,
-        forecast=result.forecast, low=result.low, high=result.high, samples=result.samples,
+        out / "forecasts.npz",
+        series=result.series,
+        alpha=result.alphas,
+        history=history,
+        truth=truth,
+        forecast=result.forecast,
+        low=result.low,
+        high=result.high,
+        samples=result.samples,
     )
     for i in range(min(s.plot_series, len(result.series))):
         n = int(result.series[i])
-        plots.forecast_figure(out / f"series-{n}.png", n, history[i], truth[i], result.forecast[i],
-                              result.low[i], result.high[i], f"series {n} ({report['kind']})")
+        plots.forecast_figure(
+            out / f"series-{n}.png",
+            n,
+            history[i],
+            truth[i],
+            result.forecast[i],
+            result.low[i],
+            result.high[i],
+            f"series {n} ({report['kind']})",
+        )
     plots.summary_figure(out / "summary.png", {k: v["per_series"]["mae"] for k, v in scores.items()})
-

@@ -180,10 +180,7 @@ def resolve_architecture(model: str) -> Architecture:
             return Architecture.from_hf_config(path, name=path.name)
         except (OSError, KeyError, ValueError) as exc:
             raise UsageError(f"{model}: not a usable Hugging Face config ({exc})") from None
-    raise UsageError(
-        f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}), "
-        "a config.json or a model folder"
-    )
+    raise UsageError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}), a config.json or a model folder")
 
 
 class LoraSpec(BaseModel):
@@ -369,9 +366,7 @@ def training_run_flops(
     Each validation pass is a forward pass over ``eval_windows`` windows of ``seq``.
     """
     train = steps * train_step_flops(arch, seq, batch, lora, convention, head_vocab)
-    fwd_window = total(
-        forward_flops(arch, seq, 1, lora=lora, convention=convention, head_vocab=head_vocab)
-    )
+    fwd_window = total(forward_flops(arch, seq, 1, lora=lora, convention=convention, head_vocab=head_vocab))
     evaluation = eval_passes * eval_windows * fwd_window
     return {"train": train, "eval": evaluation, "total": train + evaluation}
 

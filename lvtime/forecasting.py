@@ -233,7 +233,11 @@ def estimate(
     for i in range(0, len(lens), batch_size):
         chunk = lens[i : i + batch_size]
         total += F.generate_flops(
-            arch, max(chunk), n_new, len(chunk), convention=convention,
+            arch,
+            max(chunk),
+            n_new,
+            len(chunk),
+            convention=convention,
             head_vocab=llmtime.NUMERIC_HEAD_SIZE,
         )["total"]
     return total
@@ -275,13 +279,25 @@ def forecast(
     for start in range(0, len(jobs), batch_size):
         chunk = jobs[start : start + batch_size]
         seqs, p_len, fed = generate_batch(
-            model, [prompts[i] for i, _ in chunk], vocab, horizon, decimals, int_digits,
-            temperature, top_p, gen, pad,
+            model,
+            [prompts[i] for i, _ in chunk],
+            vocab,
+            horizon,
+            decimals,
+            int_digits,
+            temperature,
+            top_p,
+            gen,
+            pad,
         )
         for (i, k), cols in zip(chunk, seqs, strict=True):
             texts[i][k] = columns_to_text(cols)
         flops += F.generate_flops(
-            arch, p_len, fed + 1, len(chunk), convention=convention,
+            arch,
+            p_len,
+            fed + 1,
+            len(chunk),
+            convention=convention,
             head_vocab=llmtime.NUMERIC_HEAD_SIZE,
         )["total"]
         tokens += len(chunk) * (p_len + fed)
@@ -297,6 +313,14 @@ def forecast(
     median = np.median(samples, axis=1)
     low, high = np.quantile(samples, [0.1, 0.9], axis=1)
     return ForecastResult(
-        series=np.asarray(indices), alphas=alphas, forecast=median, low=low, high=high,
-        samples=samples, texts=texts, parse_failures=failures, flops=flops, tokens_processed=tokens,
+        series=np.asarray(indices),
+        alphas=alphas,
+        forecast=median,
+        low=low,
+        high=high,
+        samples=samples,
+        texts=texts,
+        parse_failures=failures,
+        flops=flops,
+        tokens_processed=tokens,
     )

@@ -134,17 +134,13 @@ class Ledger:
                 "left untouched - fix or move it aside"
             ) from None
         if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
-            raise LedgerError(
-                f"{self.path}: not an lvtime ledger (expected schema {SCHEMA!r}); left untouched"
-            )
+            raise LedgerError(f"{self.path}: not an lvtime ledger (expected schema {SCHEMA!r}); left untouched")
         try:
             return LedgerData.model_validate(obj)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"])
-            raise LedgerError(
-                f"{self.path}: invalid ledger ({where}: {first['msg']}); left untouched"
-            ) from None
+            raise LedgerError(f"{self.path}: invalid ledger ({where}: {first['msg']}); left untouched") from None
 
     def budget(self) -> float:
         return self.read().budget

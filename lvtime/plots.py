@@ -43,8 +43,14 @@ def loss_curve(run_dir: Path) -> Path | None:
 
 
 def forecast_figure(
-    path: Path, series: int, history: np.ndarray, truth: np.ndarray, forecast: np.ndarray,
-    low: np.ndarray | None = None, high: np.ndarray | None = None, title: str = "",
+    path: Path,
+    series: int,
+    history: np.ndarray,
+    truth: np.ndarray,
+    forecast: np.ndarray,
+    low: np.ndarray | None = None,
+    high: np.ndarray | None = None,
+    title: str = "",
 ) -> Path | None:
     """History, truth, forecast and the 10-90% band for both species of one series."""
     plt = _pyplot()

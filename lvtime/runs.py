@@ -77,10 +77,7 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
     if resume or not run_dir.exists() or not any(run_dir.iterdir()):
         return
     if not force:
-        raise UsageError(
-            f"{run_dir}: already exists; use --resume {run_dir} to continue it or --force "
-            "to start over"
-        )
+        raise UsageError(f"{run_dir}: already exists; use --resume {run_dir} to continue it or --force to start over")
     if not (run_dir / "config.json").exists():
         raise UsageError(f"{run_dir}: exists and is not a run folder; refusing to delete it")
 
@@ -134,8 +131,11 @@ def finetune(
             )
             make_run_dir(run_dir, resume)
             if the_plan.resume_step is None:
-                write_run_config(run_dir, cfg, {"data": the_plan.data, "estimate": the_plan.estimate,
-                                                "model_source": loaded.tokenizer_source})
+                write_run_config(
+                    run_dir,
+                    cfg,
+                    {"data": the_plan.data, "estimate": the_plan.estimate, "model_source": loaded.tokenizer_source},
+                )
         except LvtimeError as exc:
             refused = exc
     if dist.any(refused is not None):  # every process stops if rank 0 was refused

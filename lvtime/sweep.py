@@ -21,8 +21,17 @@ from lvtime.errors import BudgetError, UsageError
 from lvtime.ledger import Ledger
 
 # Short names for folder names and tables.
-SHORT = {"rank": "r", "lr": "lr", "context": "ctx", "batch_size": "bs", "lora_alpha": "a",
-         "steps": "steps", "head": "head", "weight_decay": "wd", "seed": "seed"}
+SHORT = {
+    "rank": "r",
+    "lr": "lr",
+    "context": "ctx",
+    "batch_size": "bs",
+    "lora_alpha": "a",
+    "steps": "steps",
+    "head": "head",
+    "weight_decay": "wd",
+    "seed": "seed",
+}
 
 
 class SweepConfig(BaseModel):
@@ -151,9 +160,13 @@ def run(
             on_run_start(p)
         runs.finetune(
             # a "new" run whose folder exists never reached a checkpoint: start it over
-            p.config, resume=p.state == "resume", force=p.state == "new", ledger=ledger,
+            p.config,
+            resume=p.state == "resume",
+            force=p.state == "new",
+            ledger=ledger,
             allow_over_budget=allow_over_budget,
-            on_progress=on_progress, label=f"sweep {sweep_dir.name}: {p.name}",
+            on_progress=on_progress,
+            label=f"sweep {sweep_dir.name}: {p.name}",
         )
     return collect(sweep, planned, ledger.budget())
 
@@ -167,11 +180,19 @@ def collect(sweep: SweepConfig, planned: list[PlannedRun], budget: float) -> lis
         if not path.exists():
             continue
         s = json.loads(path.read_text())
-        rows.append({
-            "run": p.name, **p.values, "val_loss_0": s["val_loss_before"], "val_loss": s["val_loss_after"],
-            "steps": s["steps"], "flops": s["flops_total"], "percent_budget": 100 * s["flops_total"] / budget,
-            "wall_s": s["wall_s"], "out": p.config.out,
-        })
+        rows.append(
+            {
+                "run": p.name,
+                **p.values,
+                "val_loss_0": s["val_loss_before"],
+                "val_loss": s["val_loss_after"],
+                "steps": s["steps"],
+                "flops": s["flops_total"],
+                "percent_budget": 100 * s["flops_total"] / budget,
+                "wall_s": s["wall_s"],
+                "out": p.config.out,
+            }
+        )
     rows.sort(key=lambda r: (r["val_loss"] is None, r["val_loss"]))
     write_results(Path(sweep.out), rows, list(sweep.grid))
     return rows
@@ -181,12 +202,26 @@ def finetune_command(cfg: FinetuneConfig) -> str:
     """The ``lvtime finetune`` command line that reproduces ``cfg``."""
     defaults = FinetuneConfig()
     flags = {
-        "model": "--model", "rank": "--rank", "lora_alpha": "--lora-alpha", "lr": "--lr",
-        "steps": "--steps", "batch_size": "--batch-size", "grad_accum": "--grad-accum",
-        "context": "--context", "weight_decay": "--weight-decay", "schedule": "--schedule",
-        "warmup_steps": "--warmup", "clip_grad": "--clip-grad", "seed": "--seed",
-        "decimals": "--decimals", "train_series": "--train-series", "val_series": "--val-series",
-        "eval_every": "--eval-every", "head": "--head", "dtype": "--dtype", "device": "--device",
+        "model": "--model",
+        "rank": "--rank",
+        "lora_alpha": "--lora-alpha",
+        "lr": "--lr",
+        "steps": "--steps",
+        "batch_size": "--batch-size",
+        "grad_accum": "--grad-accum",
+        "context": "--context",
+        "weight_decay": "--weight-decay",
+        "schedule": "--schedule",
+        "warmup_steps": "--warmup",
+        "clip_grad": "--clip-grad",
+        "seed": "--seed",
+        "decimals": "--decimals",
+        "train_series": "--train-series",
+        "val_series": "--val-series",
+        "eval_every": "--eval-every",
+        "head": "--head",
+        "dtype": "--dtype",
+        "device": "--device",
     }
     parts = ["lvtime finetune", cfg.data]
     for field, flag in flags.items():

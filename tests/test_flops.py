@@ -6,22 +6,28 @@ from lvtime import flops as F
 
 # d=4, I=6, 1 layer, 2 heads of dim 2, 1 KV head, vocab 5, q/k/v biases.
 TINY = F.Architecture(
-    hidden_size=4, intermediate_size=6, num_layers=1, num_heads=2, num_kv_heads=1,
-    head_dim=2, vocab_size=5, qkv_bias=True,
+    hidden_size=4,
+    intermediate_size=6,
+    num_layers=1,
+    num_heads=2,
+    num_kv_heads=1,
+    head_dim=2,
+    vocab_size=5,
+    qkv_bias=True,
 )
 
 COURSEWORK = {
-    "position_add": 3 * 4,             # n d
-    "attn_norm": 3 * (4 * 4 + 11),     # n (4d + 11)
-    "q_proj": 3 * 4 * 7 + 3 * 4,       # m p (2n-1) + bias
-    "k_proj": 3 * 4 * 7 + 3 * 4,       # GQA counted as MHA: out = heads*head_dim = 4
+    "position_add": 3 * 4,  # n d
+    "attn_norm": 3 * (4 * 4 + 11),  # n (4d + 11)
+    "q_proj": 3 * 4 * 7 + 3 * 4,  # m p (2n-1) + bias
+    "k_proj": 3 * 4 * 7 + 3 * 4,  # GQA counted as MHA: out = heads*head_dim = 4
     "v_proj": 3 * 4 * 7 + 3 * 4,
     "rope": 0,
-    "attn_scores": 2 * 3 * 3 * 3,      # H * n L (2h-1)
-    "attn_scale": 2 * 3 * 3,           # H n L
+    "attn_scores": 2 * 3 * 3 * 3,  # H * n L (2h-1)
+    "attn_scale": 2 * 3 * 3,  # H n L
     "attn_mask": 0,
-    "softmax": 2 * 3 * (12 * 3 - 1),   # H n (10L exp + (L-1) adds + L divs)
-    "attn_values": 2 * 3 * 2 * 5,      # H * n h (2L-1)
+    "softmax": 2 * 3 * (12 * 3 - 1),  # H n (10L exp + (L-1) adds + L divs)
+    "attn_values": 2 * 3 * 2 * 5,  # H * n h (2L-1)
     "o_proj": 3 * 4 * 7,
     "mlp_norm": 3 * 27,
     "mlp_gate": 3 * 6 * 7,
@@ -46,11 +52,11 @@ def test_exact_by_hand():
     expected = dict(COURSEWORK)
     expected.update(
         position_add=0,
-        k_proj=3 * 2 * 7 + 3 * 2,                 # real shape: 1 KV head x 2 = 2 outputs
+        k_proj=3 * 2 * 7 + 3 * 2,  # real shape: 1 KV head x 2 = 2 outputs
         v_proj=3 * 2 * 7 + 3 * 2,
-        rope=3.5 * 3 * (2 + 1) * 2,               # q and k elements, 2 mul + 1 add + 1/2 neg
+        rope=3.5 * 3 * (2 + 1) * 2,  # q and k elements, 2 mul + 1 add + 1/2 neg
         attn_mask=2 * 3 * 3,
-        softmax=2 * 3 * (13 * 3 - 1),             # plus the max subtraction
+        softmax=2 * 3 * (13 * 3 - 1),  # plus the max subtraction
     )
     assert got == {k: float(v) for k, v in expected.items()}
 
@@ -59,17 +65,23 @@ def test_2mnk_by_hand():
     got = F.forward_flops(TINY, 3, convention="2mnk")
     nonzero = {k: v for k, v in got.items() if v}
     assert nonzero == {
-        "q_proj": 2 * 3 * 4 * 4, "k_proj": 2 * 3 * 4 * 2, "v_proj": 2 * 3 * 4 * 2,
-        "attn_scores": 2 * 2 * 3 * 2 * 3, "attn_values": 2 * 2 * 3 * 3 * 2,
-        "o_proj": 2 * 3 * 4 * 4, "mlp_gate": 2 * 3 * 4 * 6, "mlp_up": 2 * 3 * 4 * 6,
-        "mlp_down": 2 * 3 * 6 * 4, "lm_head": 2 * 3 * 4 * 5,
+        "q_proj": 2 * 3 * 4 * 4,
+        "k_proj": 2 * 3 * 4 * 2,
+        "v_proj": 2 * 3 * 4 * 2,
+        "attn_scores": 2 * 2 * 3 * 2 * 3,
+        "attn_values": 2 * 2 * 3 * 3 * 2,
+        "o_proj": 2 * 3 * 4 * 4,
+        "mlp_gate": 2 * 3 * 4 * 6,
+        "mlp_up": 2 * 3 * 4 * 6,
+        "mlp_down": 2 * 3 * 6 * 4,
+        "lm_head": 2 * 3 * 4 * 5,
     }
 
 
 def test_lora_by_hand():
     got = F.forward_flops(TINY, 3, lora=F.LoraSpec(rank=1, targets=["q_proj", "v_proj"]))
-    assert got["lora_down"] == 2 * (3 * 1 * 7)    # 2 modules x matmul(3, 4, 1)
-    assert got["lora_up"] == 2 * (3 * 4 * 1)      # 2 modules x matmul(3, 1, 4)
+    assert got["lora_down"] == 2 * (3 * 1 * 7)  # 2 modules x matmul(3, 4, 1)
+    assert got["lora_up"] == 2 * (3 * 4 * 1)  # 2 modules x matmul(3, 1, 4)
     assert got["lora_scale_add"] == 2 * 2 * 3 * 4  # scale + add on each output element
     base = F.forward_flops(TINY, 3)
     assert F.total(got) - F.total(base) == 42 + 24 + 48
@@ -115,15 +127,18 @@ def test_from_hf_config(tmp_path):
     import json
 
     cfg = {
-        "model_type": "qwen2", "hidden_size": 896, "intermediate_size": 4864,
-        "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
-        "vocab_size": 151936, "tie_word_embeddings": True,
+        "model_type": "qwen2",
+        "hidden_size": 896,
+        "intermediate_size": 4864,
+        "num_hidden_layers": 24,
+        "num_attention_heads": 14,
+        "num_key_value_heads": 2,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
     }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     arch = F.resolve_architecture(str(tmp_path / "config.json"))
-    assert arch.model_dump(exclude={"name"}) == F.PRESETS["qwen2.5-0.5b-instruct"].model_dump(
-        exclude={"name"}
-    )
+    assert arch.model_dump(exclude={"name"}) == F.PRESETS["qwen2.5-0.5b-instruct"].model_dump(exclude={"name"})
     assert F.resolve_architecture("Qwen/Qwen2.5-0.5B-Instruct").name == "Qwen2.5-0.5B-Instruct"
     with pytest.raises(Exception, match="unknown model"):
         F.resolve_architecture("no-such-model")

@@ -19,10 +19,29 @@ def qwen2(**kw):
 @pytest.mark.parametrize(
     "shape, seq",
     [
-        (dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-              num_key_value_heads=2, vocab_size=1000), 17),
-        (dict(hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-              num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True), 64),
+        (
+            dict(
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                vocab_size=1000,
+            ),
+            17,
+        ),
+        (
+            dict(
+                hidden_size=896,
+                intermediate_size=4864,
+                num_hidden_layers=24,
+                num_attention_heads=14,
+                num_key_value_heads=2,
+                vocab_size=151936,
+                tie_word_embeddings=True,
+            ),
+            64,
+        ),
     ],
 )
 def test_2mnk_matches_flop_counter(shape, seq):

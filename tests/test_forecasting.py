@@ -29,8 +29,7 @@ def series():
 def fc(tiny, series, **kw):
     args = dict(history=20, horizon=5, batch_size=4)
     args.update(kw)
-    return forecasting.forecast(tiny.model, tiny.tokenizer, tiny.architecture, series,
-                                np.arange(len(series)), **args)
+    return forecasting.forecast(tiny.model, tiny.tokenizer, tiny.architecture, series, np.arange(len(series)), **args)
 
 
 @settings(max_examples=60, deadline=None)
@@ -114,8 +113,15 @@ def test_refuses_tokenizers_that_merge_digits():
 
 
 def test_run_writes_results_and_ledger(tmp_path, small_h5):
-    s = ForecastSettings(data=str(small_h5), model="tiny-qwen2", history=20, horizon=5,
-                         split="val", out=str(tmp_path / "out"), plot_series=1)
+    s = ForecastSettings(
+        data=str(small_h5),
+        model="tiny-qwen2",
+        history=20,
+        horizon=5,
+        split="val",
+        out=str(tmp_path / "out"),
+        plot_series=1,
+    )
     report = run(s)
     (entry,) = Ledger().read().entries
     assert entry.kind == "baseline" and entry.status == "completed"

@@ -37,10 +37,7 @@ def test_over_budget_refused_unless_allowed(tmp_path):
 
 def test_dead_process_keeps_its_reservation_and_is_stale(tmp_path):
     path = tmp_path / "l.json"
-    code = (
-        "import os; from lvtime.ledger import Ledger; "
-        f"Ledger({str(path)!r}).reserve('doomed', 1e15); os._exit(9)"
-    )
+    code = f"import os; from lvtime.ledger import Ledger; Ledger({str(path)!r}).reserve('doomed', 1e15); os._exit(9)"
     subprocess.run([sys.executable, "-c", code], check=False)
     data = Ledger(path).read()
     (entry,) = data.entries
@@ -48,8 +45,9 @@ def test_dead_process_keeps_its_reservation_and_is_stale(tmp_path):
     assert data.totals()["reserved"] == 1e15  # never under-count
 
 
-@pytest.mark.parametrize("content", ["", "{", '{"schema": "other"}', "[1, 2]",
-                                     '{"schema": "lvtime-ledger/1", "budget": "lots"}'])
+@pytest.mark.parametrize(
+    "content", ["", "{", '{"schema": "other"}', "[1, 2]", '{"schema": "lvtime-ledger/1", "budget": "lots"}']
+)
 def test_corrupt_or_foreign_file_is_reported_and_kept(tmp_path, content):
     path = tmp_path / "l.json"
     path.write_text(content)
@@ -65,9 +63,10 @@ def test_twenty_concurrent_processes_lose_nothing(tmp_path):
     env = {**os.environ, "LVTIME_LEDGER": str(path)}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "lvtime", "ledger", "add", "--flops", str(1e12 * (i + 1)),
-             "--label", f"job {i}"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [sys.executable, "-m", "lvtime", "ledger", "add", "--flops", str(1e12 * (i + 1)), "--label", f"job {i}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         for i in range(20)
     ]
@@ -105,7 +104,14 @@ def test_report_rows(tmp_path):
         lg.finish(e.id, 1e15)
     rows = report_rows(lg.read())
     names = [r["experiment"] for r in rows]
-    assert names == ["r4 lr1e-4", "Subtotal before the final run", "final r8", "Training total",
-                     "baseline", "Total", "Remaining budget"]
+    assert names == [
+        "r4 lr1e-4",
+        "Subtotal before the final run",
+        "final r8",
+        "Training total",
+        "baseline",
+        "Total",
+        "Remaining budget",
+    ]
     assert rows[1]["flops"] == 1e15 and rows[-2]["flops"] == 3e15
     assert rows[-1]["flops"] == pytest.approx(1e17 - 3e15)

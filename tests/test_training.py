@@ -33,8 +33,17 @@ def h5(tmp_path):
 
 
 def cfg(h5, out, **kw):
-    base = dict(data=str(h5), model="tiny-qwen2", out=str(out), steps=4, context=32,
-                batch_size=2, lr=1e-3, val_series=2, eval_every=2)
+    base = dict(
+        data=str(h5),
+        model="tiny-qwen2",
+        out=str(out),
+        steps=4,
+        context=32,
+        batch_size=2,
+        lr=1e-3,
+        val_series=2,
+        eval_every=2,
+    )
     return FinetuneConfig(**{**base, **kw})
 
 
@@ -44,8 +53,7 @@ def metric_rows(run_dir):
 
 def test_windows_stride_padding_and_masks():
     w = training.make_windows([list(range(1, 11)), [7, 8, 9]], context=4, stride=2, pad_id=0)
-    assert w.input_ids.tolist() == [
-        [1, 2, 3, 4], [3, 4, 5, 6], [5, 6, 7, 8], [7, 8, 9, 10], [7, 8, 9, 0]]
+    assert w.input_ids.tolist() == [[1, 2, 3, 4], [3, 4, 5, 6], [5, 6, 7, 8], [7, 8, 9, 10], [7, 8, 9, 0]]
     assert w.attention_mask[-1].tolist() == [1, 1, 1, 0]
     assert w.labels[-1].tolist() == [7, 8, 9, -100]
     assert w.n_tokens == 19
@@ -64,8 +72,14 @@ def test_batch_order_is_a_pure_function_of_seed_and_step():
 def test_end_to_end_run_folder_ledger_and_peft(h5, tmp_path):
     out = tmp_path / "runs" / "a"
     summary = finetune(cfg(h5, out))
-    for name in ("config.json", "metrics.jsonl", "summary.json", "final/adapter_config.json",
-                 "final/adapter_model.safetensors", "checkpoints/step-4/state.pt"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "final/adapter_config.json",
+        "final/adapter_model.safetensors",
+        "checkpoints/step-4/state.pt",
+    ):
         assert (out / name).exists(), name
     assert sorted(summary["val_losses"]) == [0, 2, 4]
     assert summary["val_loss_after"] < summary["val_loss_before"]
@@ -90,8 +104,18 @@ def test_training_loss_falls_on_an_easy_series(tmp_path):
     easy = data.Dataset(torch.ones(10, 12, 2).numpy() * 5.0, torch.arange(12.0).numpy())
     path = tmp_path / "easy.h5"
     data.save_dataset(path, easy)
-    finetune(cfg(path, tmp_path / "e", steps=20, lr=3e-2, eval_every=0, rank=8, head="numeric",
-                 targets=["q_proj", "v_proj", "up_proj", "down_proj"]))
+    finetune(
+        cfg(
+            path,
+            tmp_path / "e",
+            steps=20,
+            lr=3e-2,
+            eval_every=0,
+            rank=8,
+            head="numeric",
+            targets=["q_proj", "v_proj", "up_proj", "down_proj"],
+        )
+    )
     losses = [r["loss"] for r in metric_rows(tmp_path / "e") if "loss" in r]
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3
 
@@ -109,16 +133,43 @@ def test_over_budget_is_refused_before_anything_is_written(h5, tmp_path):
     with pytest.raises(BudgetError):
         finetune(cfg(h5, tmp_path / "o"))
     assert not (tmp_path / "o").exists() and not Ledger().read().entries
-    r = runner.invoke(app, ["finetune", str(h5), "--model", "tiny-qwen2", "--out",
-                            str(tmp_path / "o"), "--steps", "1", "--context", "32", "--quiet"])
+    r = runner.invoke(
+        app,
+        [
+            "finetune",
+            str(h5),
+            "--model",
+            "tiny-qwen2",
+            "--out",
+            str(tmp_path / "o"),
+            "--steps",
+            "1",
+            "--context",
+            "32",
+            "--quiet",
+        ],
+    )
     assert r.exit_code == 3
     finetune(cfg(h5, tmp_path / "o", steps=1), allow_over_budget=True)
     assert Ledger().read().entries[0].over_budget
 
 
 def test_dry_run_loads_no_weights_and_writes_nothing(h5, tmp_path):
-    r = runner.invoke(app, ["finetune", str(h5), "--model", "tiny-qwen2", "--out",
-                            str(tmp_path / "d"), "--context", "32", "--dry-run", "--json"])
+    r = runner.invoke(
+        app,
+        [
+            "finetune",
+            str(h5),
+            "--model",
+            "tiny-qwen2",
+            "--out",
+            str(tmp_path / "d"),
+            "--context",
+            "32",
+            "--dry-run",
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     plan = json.loads(r.stdout)
     assert plan["data"]["train_windows"] > 0 and plan["estimate"]["total"] > 0
@@ -180,14 +231,30 @@ def test_numeric_head_trains_and_costs_less(h5, tmp_path):
 def test_sigint_through_a_real_process_then_resume(h5, tmp_path):
     out = tmp_path / "sig"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "lvtime", "finetune", str(h5), "--model", "tiny-qwen2",
-           "--out", str(out), "--steps", "500", "--context", "32", "--batch-size", "2",
-           "--val-series", "2", "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lvtime",
+        "finetune",
+        str(h5),
+        "--model",
+        "tiny-qwen2",
+        "--out",
+        str(out),
+        "--steps",
+        "500",
+        "--context",
+        "32",
+        "--batch-size",
+        "2",
+        "--val-series",
+        "2",
+        "--quiet",
+    ]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
     while time.time() < deadline:
-        if (out / "metrics.jsonl").exists() and sum(
-                1 for r in metric_rows(out) if "loss" in r) >= 2:
+        if (out / "metrics.jsonl").exists() and sum(1 for r in metric_rows(out) if "loss" in r) >= 2:
             break
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
@@ -197,21 +264,44 @@ def test_sigint_through_a_real_process_then_resume(h5, tmp_path):
     (entry,) = Ledger().read().entries
     assert entry.status == "interrupted" and entry.spent_flops > 0
     done = max(training.list_checkpoints(out))
-    r = runner.invoke(app, ["finetune", "--resume", str(out), "--steps", str(done + 1), "--quiet",
-                            "--json"])
+    r = runner.invoke(app, ["finetune", "--resume", str(out), "--steps", str(done + 1), "--quiet", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["steps"] == done + 1
 
 
-@pytest.mark.skipif(shutil.which("torchrun") is None and not os.path.exists(
-    os.path.join(os.path.dirname(sys.executable), "torchrun")), reason="torchrun not found")
+@pytest.mark.skipif(
+    shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
+    reason="torchrun not found",
+)
 def test_two_processes_match_one(h5, tmp_path):
     single = finetune(cfg(h5, tmp_path / "one", steps=3, eval_every=0))
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     torchrun = torchrun if os.path.exists(torchrun) else shutil.which("torchrun")
-    cmd = [torchrun, "--standalone", "--nproc-per-node", "2", "-m", "lvtime", "finetune", str(h5),
-           "--model", "tiny-qwen2", "--out", str(tmp_path / "two"), "--steps", "3",
-           "--context", "32", "--batch-size", "2", "--lr", "1e-3", "--val-series", "2", "--quiet"]
+    cmd = [
+        torchrun,
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "lvtime",
+        "finetune",
+        str(h5),
+        "--model",
+        "tiny-qwen2",
+        "--out",
+        str(tmp_path / "two"),
+        "--steps",
+        "3",
+        "--context",
+        "32",
+        "--batch-size",
+        "2",
+        "--lr",
+        "1e-3",
+        "--val-series",
+        "2",
+        "--quiet",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

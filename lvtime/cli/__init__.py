@@ -16,7 +16,6 @@ from lvtime.cli import budget, codec, dataset, forecast, sweeps, train
 from lvtime.errors import LvtimeError
 
 
-
 class _Group(TyperGroup):
     """Turns a user error raised anywhere below into one line and its exit code."""
 

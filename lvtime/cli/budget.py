@@ -51,9 +51,7 @@ def flops(
     mode: str = typer.Option("train", help="forward, train or generate."),
     new_tokens: int = typer.Option(0, "--new-tokens", min=0, help="Tokens to generate (generate mode)."),
     convention: str = typer.Option("coursework", help="coursework, exact or 2mnk (docs/flops.md)."),
-    model: str = typer.Option(
-        "qwen2.5-0.5b-instruct", help="Preset name, config.json or model folder."
-    ),
+    model: str = typer.Option("qwen2.5-0.5b-instruct", help="Preset name, config.json or model folder."),
     head: str = typer.Option("full", help="Output head: full vocabulary or numeric (LLMTIME tokens only)."),
     breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown", help="Per-component table."),
     ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
@@ -133,9 +131,7 @@ def flops(
         summary.add_row(f"run ({steps} passes)", flops_str(run), pct(run, budget))
     else:
         summary.add_row("prefill", flops_str(gen["prefill"]), pct(gen["prefill"], budget))
-        summary.add_row(
-            f"decode ({new_tokens - 1} cached steps)", flops_str(gen["decode"]), pct(gen["decode"], budget)
-        )
+        summary.add_row(f"decode ({new_tokens - 1} cached steps)", flops_str(gen["decode"]), pct(gen["decode"], budget))
         summary.add_row("generation", flops_str(run), pct(run, budget))
     console.print(summary)
 
@@ -158,9 +154,7 @@ def ledger_show(
     data = lg.read()
     totals = data.totals()
     if as_json:
-        entries = [
-            {**e.model_dump(mode="json"), "stale": e.is_stale()} for e in data.entries
-        ]
+        entries = [{**e.model_dump(mode="json"), "stale": e.is_stale()} for e in data.entries]
         print_json({"path": str(lg.path), "exists": lg.exists(), **totals, "entries": entries})
         return
     from rich.table import Table
@@ -169,9 +163,7 @@ def ledger_show(
     for e in data.entries:
         status = "[red]stale[/]" if e.is_stale() else e.status
         spent = flops_str(e.spent_flops) if e.spent_flops is not None else "-"
-        table.add_row(
-            e.id, e.label, e.kind, status, flops_str(e.estimated_flops), spent, pct(e.counted, data.budget)
-        )
+        table.add_row(e.id, e.label, e.kind, status, flops_str(e.estimated_flops), spent, pct(e.counted, data.budget))
     console.print(table)
     console.print(
         f"budget {flops_str(totals['budget'])}  spent {flops_str(totals['spent'])}  "

@@ -18,9 +18,7 @@ def register(app: typer.Typer) -> None:
 
 
 def encode(
-    data: Path = typer.Argument(
-        None, help="HDF5 dataset (default: lotka_volterra_data.h5 in the working directory)."
-    ),
+    data: Path = typer.Argument(None, help="HDF5 dataset (default: lotka_volterra_data.h5 in the working directory)."),
     series: list[int] = typer.Option(None, "--series", "-s", help="Series index; repeatable."),
     split: str = typer.Option(None, help="Encode a whole split: train, val or test."),
     all_series: bool = typer.Option(False, "--all", help="Encode every series."),

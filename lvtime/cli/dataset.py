@@ -19,9 +19,7 @@ def simulate(
     points: int = typer.Option(100, min=2, help="Timesteps per series."),
     t_max: float = typer.Option(200.0, help="Time span: steps are linspace(0, t_max, points)."),
     seed: int = typer.Option(0, help="Random seed (parameters and initial conditions)."),
-    dynamics: str = typer.Option(
-        "mixed", help="mixed, lotka-volterra or rosenzweig-macarthur (see docs/data.md)."
-    ),
+    dynamics: str = typer.Option("mixed", help="mixed, lotka-volterra or rosenzweig-macarthur (see docs/data.md)."),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:

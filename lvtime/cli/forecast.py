@@ -51,15 +51,28 @@ _O = _options()
 def baseline(
     data: Path = _O["data"],
     model: str = typer.Option("Qwen/Qwen2.5-0.5B-Instruct", help="Hub id, folder, .gguf or preset."),
-    series: list[int] = _O["series"], split: str = _O["split"], limit: int = _O["limit"],
-    history: int = _O["history"], horizon: int = _O["horizon"], decimals: int = _O["decimals"],
-    int_digits: int = _O["int_digits"], batch_size: int = _O["batch_size"],
-    num_samples: int = _O["num_samples"], temperature: float = _O["temperature"],
-    top_p: float = _O["top_p"], seed: int = _O["seed"], device: str = _O["device"],
-    dtype: str = _O["dtype"], convention: str = _O["convention"], out: Path = _O["out"],
-    plot_series: int = _O["plot_series"], dry_run: bool = _O["dry_run"],
-    allow_over_budget: bool = _O["allow_over_budget"], ledger: Path = _O["ledger"],
-    quiet: bool = _O["quiet"], as_json: bool = _O["as_json"],
+    series: list[int] = _O["series"],
+    split: str = _O["split"],
+    limit: int = _O["limit"],
+    history: int = _O["history"],
+    horizon: int = _O["horizon"],
+    decimals: int = _O["decimals"],
+    int_digits: int = _O["int_digits"],
+    batch_size: int = _O["batch_size"],
+    num_samples: int = _O["num_samples"],
+    temperature: float = _O["temperature"],
+    top_p: float = _O["top_p"],
+    seed: int = _O["seed"],
+    device: str = _O["device"],
+    dtype: str = _O["dtype"],
+    convention: str = _O["convention"],
+    out: Path = _O["out"],
+    plot_series: int = _O["plot_series"],
+    dry_run: bool = _O["dry_run"],
+    allow_over_budget: bool = _O["allow_over_budget"],
+    ledger: Path = _O["ledger"],
+    quiet: bool = _O["quiet"],
+    as_json: bool = _O["as_json"],
 ) -> None:
     """Zero-shot forecasts of the untrained model, scored against the truth.
 
@@ -73,15 +86,28 @@ def forecast(
     data: Path = _O["data"],
     adapter: Path = typer.Option(..., "--adapter", "-a", help="LoRA adapter folder (e.g. runs/NAME/final)."),
     model: str = typer.Option(None, help="Base model (default: the adapter's)."),
-    series: list[int] = _O["series"], split: str = _O["split"], limit: int = _O["limit"],
-    history: int = _O["history"], horizon: int = _O["horizon"], decimals: int = _O["decimals"],
-    int_digits: int = _O["int_digits"], batch_size: int = _O["batch_size"],
-    num_samples: int = _O["num_samples"], temperature: float = _O["temperature"],
-    top_p: float = _O["top_p"], seed: int = _O["seed"], device: str = _O["device"],
-    dtype: str = _O["dtype"], convention: str = _O["convention"], out: Path = _O["out"],
-    plot_series: int = _O["plot_series"], dry_run: bool = _O["dry_run"],
-    allow_over_budget: bool = _O["allow_over_budget"], ledger: Path = _O["ledger"],
-    quiet: bool = _O["quiet"], as_json: bool = _O["as_json"],
+    series: list[int] = _O["series"],
+    split: str = _O["split"],
+    limit: int = _O["limit"],
+    history: int = _O["history"],
+    horizon: int = _O["horizon"],
+    decimals: int = _O["decimals"],
+    int_digits: int = _O["int_digits"],
+    batch_size: int = _O["batch_size"],
+    num_samples: int = _O["num_samples"],
+    temperature: float = _O["temperature"],
+    top_p: float = _O["top_p"],
+    seed: int = _O["seed"],
+    device: str = _O["device"],
+    dtype: str = _O["dtype"],
+    convention: str = _O["convention"],
+    out: Path = _O["out"],
+    plot_series: int = _O["plot_series"],
+    dry_run: bool = _O["dry_run"],
+    allow_over_budget: bool = _O["allow_over_budget"],
+    ledger: Path = _O["ledger"],
+    quiet: bool = _O["quiet"],
+    as_json: bool = _O["as_json"],
 ) -> None:
     """Forecasts with a fine-tuned LoRA adapter (merged for speed), scored against the truth.
 
@@ -98,13 +124,25 @@ def _run(args: dict, adapter: str | None) -> None:
 
     lg = Ledger(args["ledger"])
     settings = evaluation.ForecastSettings(
-        data=str(args["data"] or "lotka_volterra_data.h5"), model=args["model"], adapter=adapter,
-        series=list(args["series"] or []), split=args["split"], limit=args["limit"],
-        history=args["history"], horizon=args["horizon"], decimals=args["decimals"],
-        int_digits=args["int_digits"], batch_size=args["batch_size"],
-        num_samples=args["num_samples"], temperature=args["temperature"], top_p=args["top_p"],
-        seed=args["seed"], device=args["device"], dtype=args["dtype"],
-        convention=args["convention"], out=str(args["out"]) if args["out"] else None,
+        data=str(args["data"] or "lotka_volterra_data.h5"),
+        model=args["model"],
+        adapter=adapter,
+        series=list(args["series"] or []),
+        split=args["split"],
+        limit=args["limit"],
+        history=args["history"],
+        horizon=args["horizon"],
+        decimals=args["decimals"],
+        int_digits=args["int_digits"],
+        batch_size=args["batch_size"],
+        num_samples=args["num_samples"],
+        temperature=args["temperature"],
+        top_p=args["top_p"],
+        seed=args["seed"],
+        device=args["device"],
+        dtype=args["dtype"],
+        convention=args["convention"],
+        out=str(args["out"]) if args["out"] else None,
         plot_series=args["plot_series"],
     )
     as_json = args["as_json"]
@@ -128,8 +166,14 @@ def _run(args: dict, adapter: str | None) -> None:
     if show:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        bar = Progress(TextColumn("[bold]forecast"), BarColumn(), MofNCompleteColumn(),
-                       TextColumn("sequences"), TimeRemainingColumn(), console=err_console)
+        bar = Progress(
+            TextColumn("[bold]forecast"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("sequences"),
+            TimeRemainingColumn(),
+            console=err_console,
+        )
         task = bar.add_task("forecast", total=None)
 
         def on_plan(p: dict) -> None:
@@ -156,14 +200,21 @@ def _run(args: dict, adapter: str | None) -> None:
 def _print_report(report: dict, budget: float) -> None:
     from rich.table import Table
 
-    table = Table("species", "forecaster", "MSE", "MAE", "R²", "MASE",
-                  title=f"{report['kind']}: {report['n_series']} series, {report['horizon']} steps "
-                        "(mean / median over series)")
+    table = Table(
+        "species",
+        "forecaster",
+        "MSE",
+        "MAE",
+        "R²",
+        "MASE",
+        title=f"{report['kind']}: {report['n_series']} series, {report['horizon']} steps (mean / median over series)",
+    )
     for species in ("prey", "predator"):
         for name, agg in report["metrics"].items():
             a = agg[species]
-            table.add_row(species, name, *(f"{a[m]['mean']:.3g} / {a[m]['median']:.3g}"
-                                            for m in ("mse", "mae", "r2", "mase")))
+            table.add_row(
+                species, name, *(f"{a[m]['mean']:.3g} / {a[m]['median']:.3g}" for m in ("mse", "mae", "r2", "mase"))
+            )
         table.add_section()
     console.print(table)
     console.print(

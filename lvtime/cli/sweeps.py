@@ -69,9 +69,19 @@ def sweep(
         if not grid:
             raise UsageError("nothing to sweep: give --ranks, --lrs, --contexts or --config")
         spec = sw.SweepConfig(out=str(out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S")), grid=grid)
-    fixed = {"data": str(data) if data else None, "steps": steps, "model": model, "batch_size": batch_size,
-             "head": head, "dtype": dtype, "device": device, "eval_every": eval_every,
-             "val_series": val_series, "train_series": train_series, "seed": seed}
+    fixed = {
+        "data": str(data) if data else None,
+        "steps": steps,
+        "model": model,
+        "batch_size": batch_size,
+        "head": head,
+        "dtype": dtype,
+        "device": device,
+        "eval_every": eval_every,
+        "val_series": val_series,
+        "train_series": train_series,
+        "seed": seed,
+    }
     spec.base.update({k: v for k, v in fixed.items() if v is not None})
     spec.base.setdefault("data", "lotka_volterra_data.h5")
     planned, summary = sw.plan(spec, lg, fit_budget)
@@ -91,8 +101,13 @@ def sweep(
 
     rows = sw.run(spec, planned, lg, allow_over_budget, on_run_start if show else None)
     if as_json:
-        print_json({"plan": _plan_doc(planned, summary), "results": rows,
-                    "best_command": sw.finetune_command(_best_config(planned, rows)) if rows else None})
+        print_json(
+            {
+                "plan": _plan_doc(planned, summary),
+                "results": rows,
+                "best_command": sw.finetune_command(_best_config(planned, rows)) if rows else None,
+            }
+        )
         return
     _print_results(rows, list(spec.grid), spec.out)
     if rows:
@@ -106,8 +121,10 @@ def _best_config(planned, rows):
 
 def _plan_doc(planned, summary) -> dict:
     return {
-        "runs": [{"run": p.name, **p.values, "state": p.state, "cost": p.cost,
-                  "planned": p.planned, "out": p.config.out} for p in planned],
+        "runs": [
+            {"run": p.name, **p.values, "state": p.state, "cost": p.cost, "planned": p.planned, "out": p.config.out}
+            for p in planned
+        ],
         **summary,
     }
 
@@ -124,17 +141,36 @@ def _print_plan(planned, summary) -> None:
         state = p.state if p.planned else "[yellow]skipped (does not fit)[/]"
         table.add_row(p.name, state, flops_str(p.cost), pct(p.cost, budget), flops_str(cum))
     console.print(table)
-    line = (f"sweep total {flops_str(summary['sweep_total'])} ({pct(summary['sweep_total'], budget)}); "
-            f"remaining now {flops_str(summary['remaining'])}, after {flops_str(summary['remaining_after'])}")
+    line = (
+        f"sweep total {flops_str(summary['sweep_total'])} ({pct(summary['sweep_total'], budget)}); "
+        f"remaining now {flops_str(summary['remaining'])}, after {flops_str(summary['remaining_after'])}"
+    )
     console.print(("[red]" if summary["remaining_after"] < 0 else "") + line)
 
 
 def _print_results(rows, keys, out) -> None:
     from rich.table import Table
 
-    table = Table("run", *keys, "val loss @0", "val loss", "steps", "FLOPs", "% budget", "wall",
-                  title=f"results (best first); files in {out}")
+    table = Table(
+        "run",
+        *keys,
+        "val loss @0",
+        "val loss",
+        "steps",
+        "FLOPs",
+        "% budget",
+        "wall",
+        title=f"results (best first); files in {out}",
+    )
     for r in rows:
-        table.add_row(r["run"], *(str(r[k]) for k in keys), f"{r['val_loss_0']:.4f}", f"{r['val_loss']:.4f}",
-                      str(r["steps"]), flops_str(r["flops"]), f"{r['percent_budget']:.3g}%", f"{r['wall_s']:.0f}s")
+        table.add_row(
+            r["run"],
+            *(str(r[k]) for k in keys),
+            f"{r['val_loss_0']:.4f}",
+            f"{r['val_loss']:.4f}",
+            str(r["steps"]),
+            flops_str(r["flops"]),
+            f"{r['percent_budget']:.3g}%",
+            f"{r['wall_s']:.0f}s",
+        )
     console.print(table)

@@ -46,7 +46,9 @@ def finetune(
     head: str = typer.Option("full", help="full, or numeric: output layer over LLMTIME tokens only."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     dtype: str = typer.Option("auto", help="auto (bf16 on capable GPUs, else fp32), float32, bfloat16."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the model body (fewer kernel launches on GPUs)."),
+    compile: bool = typer.Option(
+        False, "--compile", help="torch.compile the model body (fewer kernel launches on GPUs)."
+    ),
     convention: str = typer.Option("coursework", help="FLOP counting convention."),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its newest checkpoint."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run folder."),
@@ -83,15 +85,34 @@ def finetune(
         out = out or Path("runs") / time.strftime("finetune-%Y%m%d-%H%M%S")
         try:
             cfg = FinetuneConfig(
-                data=str(data or "lotka_volterra_data.h5"), model=model, out=str(out), rank=rank,
-                lora_alpha=lora_alpha, lora_dropout=lora_dropout,
-                targets=[t for t in targets.split(",") if t], lr=lr,
-                steps=100 if steps is None else steps, batch_size=batch_size, grad_accum=grad_accum,
-                context=context, weight_decay=weight_decay, schedule=schedule, warmup_steps=warmup,
-                clip_grad=clip_grad, seed=seed, decimals=decimals,
-                alpha_mode="global" if global_alpha else "per-series", split_scheme=split_scheme,
-                train_series=train_series, val_series=val_series, eval_every=eval_every,
-                save_every=save_every, head=head, device=device, dtype=dtype, compile=compile,
+                data=str(data or "lotka_volterra_data.h5"),
+                model=model,
+                out=str(out),
+                rank=rank,
+                lora_alpha=lora_alpha,
+                lora_dropout=lora_dropout,
+                targets=[t for t in targets.split(",") if t],
+                lr=lr,
+                steps=100 if steps is None else steps,
+                batch_size=batch_size,
+                grad_accum=grad_accum,
+                context=context,
+                weight_decay=weight_decay,
+                schedule=schedule,
+                warmup_steps=warmup,
+                clip_grad=clip_grad,
+                seed=seed,
+                decimals=decimals,
+                alpha_mode="global" if global_alpha else "per-series",
+                split_scheme=split_scheme,
+                train_series=train_series,
+                val_series=val_series,
+                eval_every=eval_every,
+                save_every=save_every,
+                head=head,
+                device=device,
+                dtype=dtype,
+                compile=compile,
                 convention=convention,
             )
         except ValidationError as exc:
@@ -116,8 +137,14 @@ def finetune(
     progress, on_progress = _progress(cfg, lg.budget(), show)
     with progress or _null():
         summary = run_finetune(
-            cfg, resume=resume is not None, force=force, allow_over_budget=allow_over_budget,
-            ledger=lg, on_plan=on_plan, on_progress=on_progress, label=label,
+            cfg,
+            resume=resume is not None,
+            force=force,
+            allow_over_budget=allow_over_budget,
+            ledger=lg,
+            on_plan=on_plan,
+            on_progress=on_progress,
+            label=label,
         )
     if not main_rank:
         return
@@ -196,8 +223,7 @@ def _progress(cfg, budget: float, show: bool):
         val = f" val {last_val['v']:.4f}" if last_val["v"] is not None else ""
         loss = f"loss {p.loss:.4f}" if p.loss == p.loss else "step 0"
         info = (
-            f"{loss}{val} lr {p.lr:.1e} {p.tokens_per_s:,.0f} tok/s "
-            f"{flops_str(p.flops)} FLOPs ({pct(p.flops, budget)})"
+            f"{loss}{val} lr {p.lr:.1e} {p.tokens_per_s:,.0f} tok/s {flops_str(p.flops)} FLOPs ({pct(p.flops, budget)})"
         )
         bar.update(task, completed=p.step, info=info)
 
