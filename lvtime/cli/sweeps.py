@@ -55,6 +55,8 @@ def sweep(
 
     lg = Ledger(ledger)
     if config:
+        if ranks or lrs or contexts:
+            raise UsageError("give the grid either in --config or with --ranks/--lrs/--contexts, not both")
         spec = sw.load_sweep_config(config)
         if out:
             spec = spec.model_copy(update={"out": str(out)})
