@@ -60,8 +60,7 @@ def test_grid_runs_ranks_writes_results_then_skips(h5, tmp_path):
         "r4-lr0.001",
     ]
     assert not Ledger().read().entries
-    # context 512 default is too long for 12-step series; give it explicitly
-    args += ["--contexts", "32"]
+    args += ["--set", "context=32"]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
@@ -131,3 +130,10 @@ def test_finetune_command_reproduces_config():
 
     cmd = sw.finetune_command(FinetuneConfig(data="d.h5", model="tiny-qwen2", rank=8, lr=1e-4))
     assert cmd == "lvtime finetune d.h5 --model tiny-qwen2 --rank 8 --lr 0.0001 --out runs/best"
+
+
+def test_set_validates_option_names(h5, tmp_path):
+    r = runner.invoke(app, ["sweep", str(h5), "--ranks", "2", "--set", "bogus=1", "--dry-run"])
+    assert r.exit_code == 2 and "--set" in r.output
+    r = runner.invoke(app, ["sweep", str(h5), "--ranks", "2", "--config", "x.json", "--dry-run"])
+    assert r.exit_code == 2

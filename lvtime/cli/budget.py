@@ -14,7 +14,7 @@ from lvtime.errors import UsageError
 LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
 
 ledger_app = typer.Typer(
-    help="Show and manage the FLOP budget ledger.",
+    help="Show the FLOP budget ledger (entries, spent, reserved, remaining); subcommands manage it.",
     no_args_is_help=False,
     invoke_without_command=True,
 )

@@ -31,6 +31,7 @@ def sweep(
     val_series: int = typer.Option(None, min=1, help="Validation series per evaluation."),
     train_series: int = typer.Option(None, min=1, help="Training series to use."),
     seed: int = typer.Option(None, help="Seed for every run."),
+    fix: list[str] = typer.Option(None, "--set", help="Fix any finetune option: --set context=256 (repeatable)."),
     config: Path = typer.Option(None, "--config", help="sweep.json: {'out', 'base': {...}, 'grid': {...}}."),
     out: Path = typer.Option(None, "--out", "-o", help="Sweep folder (default: runs/sweep-TIME)."),
     fit_budget: bool = typer.Option(False, "--fit-budget", help="Run, in order, what fits the budget."),
@@ -42,8 +43,8 @@ def sweep(
 ) -> None:
     """Fine-tune every configuration of a grid, within the budget, and rank the results.
 
-    Flags give a grid over rank, lr and context; --config sweep.json can sweep or fix any
-    finetune option. Re-running the same command skips finished runs and resumes an
+    Flags give a grid over rank, lr and context; --set fixes any finetune option and
+    --config sweep.json can sweep or fix any of them. Re-running the same command skips finished runs and resumes an
     interrupted one. Exit 3 when the grid does not fit (see --fit-budget).
 
     Example:\n
@@ -85,6 +86,7 @@ def sweep(
         "seed": seed,
     }
     spec.base.update({k: v for k, v in fixed.items() if v is not None})
+    spec.base.update(_parse_sets(fix or []))
     spec.base.setdefault("data", "lotka_volterra_data.h5")
     planned, summary = sw.plan(spec, lg, fit_budget)
     if as_json and dry_run:
@@ -115,6 +117,26 @@ def sweep(
     if rows:
         console.print("best configuration, as a finetune command:")
         console.print(sw.finetune_command(_best_config(planned, rows)), soft_wrap=True)
+
+
+def _parse_sets(items: list[str]) -> dict:
+    """``["context=256", "head=numeric"]`` -> ``{"context": 256, "head": "numeric"}``."""
+    import json
+
+    from lvtime.config import FinetuneConfig
+    from lvtime.errors import UsageError
+
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in FinetuneConfig.model_fields:
+            raise UsageError(f"--set {item!r}: expected OPTION=VALUE with a finetune option (e.g. context=256)")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value  # a bare string such as numeric or bfloat16
+    return out
 
 
 def _best_config(planned, rows):
