@@ -209,7 +209,9 @@ class LossHead:
 
     def __call__(self, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss and the number of target tokens, both as tensors."""
-        hidden = self.model.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        # use_cache=False: transformers otherwise builds a KV cache that training never reads
+        body = self.model.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        hidden = body.last_hidden_state
         h = hidden[:, :-1]
         y = labels[:, 1:]
         weight = self.model.lm_head.weight
