@@ -100,7 +100,7 @@ def finetune(
     label: str | None = None,
 ) -> dict:
     """Plan, reserve, train, record. Returns the summary written to ``summary.json``."""
-    from lvtime.models import load_model
+    from lvtime.models import load_model, pick_device
     from lvtime.plots import loss_curve
     from lvtime.training import Result, init_distributed, train, write_run_config
 
@@ -112,8 +112,8 @@ def finetune(
             return {**json.loads(summary_path.read_text()), "already_complete": True}
     if on_plan:
         on_plan(the_plan)
-    loaded = load_model(cfg.model, cfg.device, cfg.dtype)
-    dist = init_distributed(loaded.device)
+    # Reserve before loading weights: a run the budget refuses costs no loading time.
+    dist = init_distributed(pick_device(cfg.device))
     run_dir = Path(cfg.out)
     entry = None
     refused: LvtimeError | None = None
@@ -131,29 +131,26 @@ def finetune(
             )
             make_run_dir(run_dir, resume)
             if the_plan.resume_step is None:
-                write_run_config(
-                    run_dir,
-                    cfg,
-                    {"data": the_plan.data, "estimate": the_plan.estimate, "model_source": loaded.tokenizer_source},
-                )
+                write_run_config(run_dir, cfg, {"data": the_plan.data, "estimate": the_plan.estimate})
+                # --resume of a run that never reached a checkpoint starts from step 0 afresh
+                (run_dir / "metrics.jsonl").unlink(missing_ok=True)
         except LvtimeError as exc:
             refused = exc
     if dist.any(refused is not None):  # every process stops if rank 0 was refused
         raise refused or LvtimeError("rank 0 refused the run")
-    if the_plan.resume_step is None and dist.main:
-        # --resume of a run that never reached a checkpoint starts from step 0 afresh
-        (run_dir / "metrics.jsonl").unlink(missing_ok=True)
     result = Result(out=run_dir, steps_done=0)
     status = "failed"
     try:
+        loaded = load_model(cfg.model, cfg.device, cfg.dtype)
         train(cfg, loaded, data, run_dir, dist, the_plan.resume_step, on_progress, result)
         status = "completed"
-    except Interrupted:
+    except (Interrupted, KeyboardInterrupt):
         status = "interrupted"
         raise
     finally:
         if entry is not None:
-            ledger.finish(entry.id, result.flops, status, outputs=[str(run_dir)])
+            # work cut short mid-step or mid-validation is charged in full: never under-count
+            ledger.finish(entry.id, result.flops + result.in_flight, status, outputs=[str(run_dir)])
     if not dist.main:
         return {}
     history = result.val_losses

@@ -263,6 +263,7 @@ class Result:
     tokens: int = 0
     flops: float = 0.0  # spent by this invocation
     run_flops: float = 0.0  # spent by the whole run, across resumes
+    in_flight: float = 0.0  # cost of the step or validation under way (0 between them)
     wall_s: float = 0.0
     status: str = "completed"
 
@@ -445,6 +446,7 @@ def train(
         spent_here += x
         history["flops"] += x
         result.flops, result.run_flops = spent_here, history["flops"]
+        result.in_flight = 0.0
 
     def log(row: dict) -> None:
         if dist.main:
@@ -452,6 +454,7 @@ def train(
                 f.write(json.dumps(row) + "\n")
 
     def validate(step: int) -> float:
+        result.in_flight = per_eval
         model.eval()
         val = evaluate(loss_head, data.val, cfg.micro_batch, device, dtype, dist)
         model.train()
@@ -472,6 +475,7 @@ def train(
     save_every = cfg.save_every or cfg.eval_every
     with _StopFlag() as stop:
         for step in range(start, cfg.steps):
+            result.in_flight = per_step
             t_step = time.perf_counter()
             optimizer.zero_grad(set_to_none=True)
             batches = [batch_indices(step, m, cfg, len(data.train)) for m in range(cfg.grad_accum)]
