@@ -130,12 +130,14 @@ def finetune(
             _print_plan(the_plan)
         return
 
+    progress, on_progress = _progress(cfg, lg.budget(), show)
+
     def on_plan(p) -> None:
         if show:
             _print_plan(p, brief=True)
+            progress.start()  # only once the plan stands: errors before it print alone
 
-    progress, on_progress = _progress(cfg, lg.budget(), show)
-    with progress or _null():
+    try:
         summary = run_finetune(
             cfg,
             resume=resume is not None,
@@ -146,6 +148,9 @@ def finetune(
             on_progress=on_progress,
             label=label,
         )
+    finally:
+        if progress:
+            progress.stop()
     if not main_rank:
         return
     if as_json:
@@ -166,14 +171,6 @@ def finetune(
 
 def _fmt(x) -> str:
     return "-" if x is None else f"{x:.4f}"
-
-
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 def _print_plan(p, brief: bool = False) -> None:
