@@ -111,10 +111,12 @@ def sweep_figures(sweep_dir: Path, rows: list[dict], keys: list[str]) -> list[Pa
         ax.set_xticks(range(len(lrs)), [f"{x:g}" for x in lrs])
         ax.set_yticks(range(len(ranks)), [str(x) for x in ranks])
         ax.set(xlabel="learning rate", ylabel="LoRA rank", title="final validation loss")
+        middle = np.nanmean(grid)
         for i in range(len(ranks)):
             for j in range(len(lrs)):
                 if np.isfinite(grid[i, j]):
-                    ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color="white", fontsize=8)
+                    color = "black" if grid[i, j] < middle else "white"  # low loss is the light end
+                    ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color=color, fontsize=8)
         fig.colorbar(im, ax=ax)
         fig.tight_layout()
         fig.savefig(sweep_dir / "heatmap.png", dpi=100)

@@ -251,7 +251,7 @@ def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
         for c in cols:
             v = r.get(c)
             if c == "flops":
-                cells.append(f"{v:.2e}")
+                cells.append(f"{v:.2e}".replace("e+", "e"))
             elif isinstance(v, float):
                 cells.append(f"{v:.4g}")
             else:
