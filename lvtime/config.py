@@ -72,6 +72,31 @@ class FinetuneConfig(BaseModel):
         return sorted({0, self.steps, *range(every, self.steps, every)})
 
 
+class ForecastSettings(BaseModel):
+    """Everything that determines a ``baseline`` or ``forecast`` run."""
+
+    data: str = Field("lotka_volterra_data.h5", description="HDF5 dataset.")
+    model: str | None = Field(None, description="Base model; None: the adapter's, else the default hub model.")
+    adapter: str | None = Field(None, description="LoRA adapter folder (None: baseline).")
+    series: list[int] = Field(default_factory=list, description="Series indices (empty: use split).")
+    split: str = "test"
+    limit: int | None = Field(None, ge=1)
+    history: int = Field(50, ge=1, description="Steps in the prompt.")
+    horizon: int = Field(50, ge=1, description="Steps to forecast.")
+    decimals: int = Field(2, ge=0, le=8)
+    int_digits: int = Field(2, ge=1, le=6, description="Max digits before the point.")
+    batch_size: int = Field(16, ge=1)
+    num_samples: int = Field(1, ge=1)
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "auto"
+    convention: Literal["coursework", "exact", "2mnk"] = "coursework"
+    out: str | None = None
+    plot_series: int = Field(4, ge=0, description="PNGs for this many series.")
+
+
 def _git_commit() -> str | None:
     try:
         out = subprocess.run(

@@ -9,37 +9,15 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from lvtime.config import ForecastSettings, provenance
 from lvtime.errors import UsageError
 from lvtime.ledger import Ledger
 
-
-@dataclass
-class ForecastSettings:
-    data: str = "lotka_volterra_data.h5"
-    model: str | None = None  # None: the adapter's base model, else the default hub model
-    adapter: str | None = None
-    series: list[int] = field(default_factory=list)
-    split: str = "test"
-    limit: int | None = None
-    history: int = 50
-    horizon: int = 50
-    decimals: int = 2
-    int_digits: int = 2
-    batch_size: int = 16
-    num_samples: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
-    convention: str = "coursework"
-    out: str | None = None
-    plot_series: int = 4  # how many series get a PNG
+__all__ = ["ForecastSettings", "plan", "run"]
 
 
 def resolve_model(s: ForecastSettings) -> str:
@@ -181,7 +159,8 @@ def write_results(out: Path, report: dict, result, history, truth, scores, s: Fo
     from lvtime import plots
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "metrics.json").write_text(json.dumps(report, indent=2, default=float) + "\n")
+    doc = {**report, "settings": s.model_dump(), **provenance()}
+    (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
     with open(out / "per_series.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["series", "alpha", "forecaster", "species", "mse", "mae", "r2", "mase"])

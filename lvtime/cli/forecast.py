@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import console, err_console, flops_str, pct, print_json
+from lvtime.cli.output import build, console, err_console, flops_str, pct, print_json
 
 LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
 
@@ -123,7 +123,8 @@ def _run(args: dict, adapter: str | None) -> None:
     from lvtime.ledger import Ledger
 
     lg = Ledger(args["ledger"])
-    settings = evaluation.ForecastSettings(
+    settings = build(
+        evaluation.ForecastSettings,
         data=str(args["data"] or "lotka_volterra_data.h5"),
         model=args["model"],
         adapter=adapter,

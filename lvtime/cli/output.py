@@ -60,3 +60,17 @@ def parse_ints(text: str, what: str) -> list[int]:
         return [int(v) for v in text.replace(" ", "").split(",") if v]
     except ValueError:
         raise UsageError(f"{what}: expected comma-separated integers, got {text!r}") from None
+
+
+def build(model_cls, **fields):
+    """Construct a pydantic config, turning validation errors into one-line usage errors."""
+    from pydantic import ValidationError
+
+    from lvtime.errors import UsageError
+
+    try:
+        return model_cls(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "options"
+        raise UsageError(f"{where.replace('_', '-')}: {first['msg']}") from None

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import console, err_console, flops_str, pct, print_json
-from lvtime.errors import UsageError
+from lvtime.cli.output import build, console, err_console, flops_str, pct, print_json
 
 LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
 
@@ -68,8 +67,6 @@ def finetune(
     Example:\n
       lvtime finetune --model smollm2-135m-instruct --steps 200 --rank 8 --lr 1e-4 --context 256 --out runs/r8
     """
-    from pydantic import ValidationError
-
     from lvtime.config import FinetuneConfig
     from lvtime.ledger import Ledger
     from lvtime.runs import finetune as run_finetune
@@ -83,42 +80,38 @@ def finetune(
         cfg = cfg.model_copy(update={"out": str(resume)})
     else:
         out = out or Path("runs") / time.strftime("finetune-%Y%m%d-%H%M%S")
-        try:
-            cfg = FinetuneConfig(
-                data=str(data or "lotka_volterra_data.h5"),
-                model=model,
-                out=str(out),
-                rank=rank,
-                lora_alpha=lora_alpha,
-                lora_dropout=lora_dropout,
-                targets=[t for t in targets.split(",") if t],
-                lr=lr,
-                steps=100 if steps is None else steps,
-                batch_size=batch_size,
-                grad_accum=grad_accum,
-                context=context,
-                weight_decay=weight_decay,
-                schedule=schedule,
-                warmup_steps=warmup,
-                clip_grad=clip_grad,
-                seed=seed,
-                decimals=decimals,
-                alpha_mode="global" if global_alpha else "per-series",
-                split_scheme=split_scheme,
-                train_series=train_series,
-                val_series=val_series,
-                eval_every=eval_every,
-                save_every=save_every,
-                head=head,
-                device=device,
-                dtype=dtype,
-                compile=compile,
-                convention=convention,
-            )
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "options"
-            raise UsageError(f"{where}: {first['msg']}") from None
+        cfg = build(
+            FinetuneConfig,
+            data=str(data or "lotka_volterra_data.h5"),
+            model=model,
+            out=str(out),
+            rank=rank,
+            lora_alpha=lora_alpha,
+            lora_dropout=lora_dropout,
+            targets=[t for t in targets.split(",") if t],
+            lr=lr,
+            steps=100 if steps is None else steps,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            context=context,
+            weight_decay=weight_decay,
+            schedule=schedule,
+            warmup_steps=warmup,
+            clip_grad=clip_grad,
+            seed=seed,
+            decimals=decimals,
+            alpha_mode="global" if global_alpha else "per-series",
+            split_scheme=split_scheme,
+            train_series=train_series,
+            val_series=val_series,
+            eval_every=eval_every,
+            save_every=save_every,
+            head=head,
+            device=device,
+            dtype=dtype,
+            compile=compile,
+            convention=convention,
+        )
     main_rank = int(os.environ.get("RANK", "0")) == 0
     show = main_rank and not quiet and not as_json
 
