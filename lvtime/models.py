@@ -225,8 +225,9 @@ def _converted_gguf(gguf: Path, name: str | None = None) -> Path:
     target = cache_dir() / "models" / name
     if (target / "config.json").exists():
         return target
-    if importlib.util.find_spec("gguf") is None:
-        raise ModelError("loading a .gguf file needs the gguf package: pip install 'lvtime[offline]'")
+    missing = [pkg for pkg in ("gguf", "accelerate") if importlib.util.find_spec(pkg) is None]
+    if missing:
+        raise ModelError(f"loading a .gguf file needs {' and '.join(missing)}: pip install 'lvtime[offline]'")
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 

@@ -126,9 +126,9 @@ def flops(
     summary.add_row("forward pass", flops_str(fwd), pct(fwd, budget))
     if mode == "train":
         summary.add_row("training step (3 x forward)", flops_str(step), pct(step, budget))
-        summary.add_row(f"run ({steps} steps)", flops_str(run), pct(run, budget))
+        summary.add_row(f"run ({steps} step{'s' * (steps != 1)})", flops_str(run), pct(run, budget))
     elif mode == "forward":
-        summary.add_row(f"run ({steps} passes)", flops_str(run), pct(run, budget))
+        summary.add_row(f"run ({steps} pass{'es' * (steps != 1)})", flops_str(run), pct(run, budget))
     else:
         summary.add_row("prefill", flops_str(gen["prefill"]), pct(gen["prefill"], budget))
         summary.add_row(f"decode ({new_tokens - 1} cached steps)", flops_str(gen["decode"]), pct(gen["decode"], budget))
