@@ -53,7 +53,6 @@ in generation). LoRA on a module ``d_in -> d_out`` at rank ``r`` adds
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -369,11 +368,3 @@ def training_run_flops(
     fwd_window = total(forward_flops(arch, seq, 1, lora=lora, convention=convention, head_vocab=head_vocab))
     evaluation = eval_passes * eval_windows * fwd_window
     return {"train": train, "eval": evaluation, "total": train + evaluation}
-
-
-def sum_components(parts: Iterable[dict[str, float]]) -> dict[str, float]:
-    out: dict[str, float] = {}
-    for p in parts:
-        for k, v in p.items():
-            out[k] = out.get(k, 0.0) + v
-    return out

@@ -162,6 +162,8 @@ def finetune(
         "val_loss_after": history.get(result.steps_done),
         "val_losses": history,
         "val_loss_vocabulary": "numeric (LLMTIME tokens + end-of-text)" if cfg.head == "numeric" else "full",
+        "trainable_params": result.trainable.get("trainable"),
+        "trainable_percent": result.trainable.get("percent"),
         "tokens": result.tokens,
         "flops_total": result.run_flops,
         "flops_this_invocation": result.flops,

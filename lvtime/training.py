@@ -264,6 +264,7 @@ class Result:
     flops: float = 0.0  # spent by this invocation
     run_flops: float = 0.0  # spent by the whole run, across resumes
     in_flight: float = 0.0  # cost of the step or validation under way (0 between them)
+    trainable: dict = field(default_factory=dict)  # LoRA parameter count and share
     wall_s: float = 0.0
     status: str = "completed"
 
@@ -405,6 +406,8 @@ def train(
     dtype = getattr(torch, loaded.dtype)
     torch.manual_seed(cfg.seed)
     lora.inject(model, cfg.rank, cfg.lora_alpha, cfg.lora_dropout, cfg.targets)
+    result = result or Result(out=run_dir, steps_done=0)
+    result.trainable = lora.trainable_summary(model)
     numeric = None
     if cfg.head == "numeric":
         from lvtime.tokenizer import llmtime_token_ids
@@ -436,7 +439,6 @@ def train(
     metrics_path = run_dir / "metrics.jsonl"
     per_step = step_flops(cfg, loaded.architecture)
     per_eval = eval_flops(cfg, loaded.architecture, len(data.val))
-    result = result or Result(out=run_dir, steps_done=0)
     result.steps_done, result.tokens = start, history["tokens"]
     spent_here = 0.0  # FLOPs of this invocation (its ledger entry's); history: whole run
     t0 = time.perf_counter()

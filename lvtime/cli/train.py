@@ -155,10 +155,11 @@ def finetune(
     vocab = " (numeric vocabulary)" if cfg.head == "numeric" else ""
     before, after = summary["val_loss_before"], summary["val_loss_after"]
     console.print(
-        f"[bold]done[/]: {summary['steps']} steps, val loss{vocab} "
+        f"[bold]done[/]: {summary['steps']} step{'s' * (summary['steps'] != 1)}, val loss{vocab} "
         f"{_fmt(before)} -> {_fmt(after)}, {flops_str(summary['flops_this_invocation'])} FLOPs "
         f"({pct(summary['flops_this_invocation'], lg.budget())} of budget), "
-        f"{summary['wall_s']:.0f}s\nadapter: {Path(cfg.out) / 'final'}"
+        f"{summary['wall_s']:.0f}s\ntrained {summary['trainable_params']:,} LoRA parameters "
+        f"({summary['trainable_percent']:.3g}% of the model); adapter: {Path(cfg.out) / 'final'}"
     )
 
 
