@@ -15,12 +15,13 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from lvtime import __version__
+from lvtime.data import DEFAULT_DATA_FILE
 
 
 class FinetuneConfig(BaseModel):
     """Everything that determines a fine-tuning run."""
 
-    data: str = Field("lotka_volterra_data.h5", description="HDF5 dataset.")
+    data: str = Field(DEFAULT_DATA_FILE, description="HDF5 dataset.")
     model: str = Field("Qwen/Qwen2.5-0.5B-Instruct", description="Hub id, folder, .gguf or preset.")
     out: str = Field("runs/finetune", description="Run folder.")
     # LoRA
@@ -75,7 +76,7 @@ class FinetuneConfig(BaseModel):
 class ForecastSettings(BaseModel):
     """Everything that determines a ``baseline`` or ``forecast`` run."""
 
-    data: str = Field("lotka_volterra_data.h5", description="HDF5 dataset.")
+    data: str = Field(DEFAULT_DATA_FILE, description="HDF5 dataset.")
     model: str | None = Field(None, description="Base model; None: the adapter's, else the default hub model.")
     adapter: str | None = Field(None, description="LoRA adapter folder (None: baseline).")
     series: list[int] = Field(default_factory=list, description="Series indices (empty: use split).")

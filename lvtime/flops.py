@@ -61,10 +61,9 @@ from pydantic import BaseModel, Field
 BUDGET = 1e17
 CONVENTIONS = ("coursework", "exact", "2mnk")
 TRAIN_MULTIPLIER = 3  # backward ~ 2x forward, by the study's rule
-EXP = LOG = SQRT = 10
 RMSNORM_EXTRA = 11  # per vector: mean division + eps addition + sqrt (10)
-SILU_PER_ELEMENT = 13  # negate + exp + add + divide
-SOFTMAX_EXP = EXP
+SILU_PER_ELEMENT = 13  # negate + exp (10) + add + divide
+SOFTMAX_PER_SCORE = 12  # exp (10) + add into the row sum + divide (minus one add per row)
 ROPE_PER_ELEMENT = 3.5  # 2 mul + 1 add, and a negation for half of the elements
 
 
@@ -269,7 +268,7 @@ def forward_flops(
         "attn_scores": H * mm(n, h, L),
         "attn_scale": H * n * L if rules else 0,
         "attn_mask": H * n * L if exact else 0,
-        "softmax": H * n * ((12 + exact) * L - 1) if rules else 0,
+        "softmax": H * n * ((SOFTMAX_PER_SCORE + exact) * L - 1) if rules else 0,  # exact: max-subtract
         "attn_values": H * mm(n, L, h),
         "o_proj": proj("o_proj", arch.o_bias),
         "mlp_norm": norm,

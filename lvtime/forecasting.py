@@ -32,7 +32,6 @@ from lvtime import llmtime
 from lvtime.errors import UsageError
 from lvtime.tokenizer import llmtime_token_ids
 
-DIGITS = "0123456789"
 # Grammar phases of the state machine.
 INT_START, INT, FRAC, SEP, DONE = range(5)
 

@@ -37,7 +37,6 @@ from lvtime.flops import BUDGET
 SCHEMA = "lvtime-ledger/1"
 DEFAULT_PATH = "lvtime-ledger.json"
 Status = Literal["running", "completed", "failed", "interrupted", "manual"]
-FINISHED = ("completed", "failed", "interrupted", "manual")
 
 
 def now() -> str:

@@ -237,18 +237,24 @@ def read_adapter_config(folder: str | Path) -> dict:
 
 def load_adapter(model: nn.Module, folder: str | Path) -> AdapterInfo:
     """Inject LoRA as the folder's config says and load its weights, checking they fit."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
     config = read_adapter_config(folder)
-    weights_path = folder / ADAPTER_WEIGHTS
-    if not weights_path.exists():
+    if not (folder / ADAPTER_WEIGHTS).exists():
         raise ModelError(f"{folder}: missing {ADAPTER_WEIGHTS}")
-    state = load_file(str(weights_path))
     targets = config["target_modules"]
     if isinstance(targets, str):
         raise ModelError(f"{folder}: regex target_modules are not supported")
     info = inject(model, config["r"], config.get("lora_alpha"), config.get("lora_dropout", 0.0), targets)
+    load_weights(model, folder)
+    return info
+
+
+def load_weights(model: nn.Module, folder: str | Path) -> None:
+    """Copy an adapter folder's tensors into a model that already has matching LoRA layers."""
+    from safetensors.torch import load_file
+
+    folder = Path(folder)
+    state = load_file(str(folder / ADAPTER_WEIGHTS))
     expected = adapter_state(model)
     # PEFT may name the adapter in the key ("lora_A.default.weight"); accept both.
     state = {k.replace(".default.weight", ".weight"): v for k, v in state.items()}
@@ -271,4 +277,3 @@ def load_adapter(model: nn.Module, folder: str | Path) -> AdapterInfo:
             )
         with torch.no_grad():
             layer.weight.copy_(tensor.to(layer.weight.dtype))
-    return info

@@ -426,7 +426,7 @@ def train(
     start = 0
     if resume_step is not None:
         ckpt = run_dir / "checkpoints" / f"step-{resume_step}"
-        _load_lora_weights(model, ckpt)
+        lora.load_weights(model, ckpt)
         state = torch.load(ckpt / "state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -552,18 +552,6 @@ def train(
     if dist.main:
         lora.save_adapter(model, run_dir / "final", base_model=cfg.model)
     return result
-
-
-def _load_lora_weights(model, folder: Path) -> None:
-    """Copy saved LoRA tensors into an already-injected model."""
-    from safetensors.torch import load_file
-
-    state = load_file(str(folder / lora.ADAPTER_WEIGHTS))
-    modules = lora.lora_modules(model)
-    with torch.no_grad():
-        for key, tensor in state.items():
-            name, _, part = key[len(lora.KEY_PREFIX) :].rpartition(".lora_")
-            getattr(modules[name], "lora_" + part.split(".")[0]).weight.copy_(tensor)
 
 
 def write_run_config(run_dir: Path, cfg: FinetuneConfig, extra: dict) -> None:

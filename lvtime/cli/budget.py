@@ -8,10 +8,8 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import console, flops_str, parse_ints, pct, print_json
+from lvtime.cli.output import LEDGER_HELP, console, flops_str, parse_ints, pct, print_json
 from lvtime.errors import UsageError
-
-LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
 
 ledger_app = typer.Typer(
     help="Show the FLOP budget ledger (entries, spent, reserved, remaining); subcommands manage it.",

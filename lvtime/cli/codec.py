@@ -48,7 +48,7 @@ def encode(
         raise UsageError("--alpha must be positive")
     if global_alpha and (prey is not None or alpha is not None):
         raise UsageError("--global-alpha needs a dataset and no --alpha")
-    names, arrays, train_alpha = _select(data, series, split, all_series, prey, predator)
+    names, arrays, train_alpha = _select(data, series, split, all_series, prey, predator, global_alpha)
     if steps is not None:
         arrays = arrays[:, :steps]
     fixed_alpha = alpha if alpha is not None else (train_alpha if global_alpha else None)
@@ -67,8 +67,8 @@ def encode(
     _write(records, as_json, jsonl, out)
 
 
-def _select(data, series, split, all_series, prey, predator):
-    """Resolve the input flags to (names, (N, T, 2) array, training-split global alpha)."""
+def _select(data, series, split, all_series, prey, predator, want_global_alpha=False):
+    """Resolve the input flags to (names, (N, T, 2) array, training-split alpha or None)."""
     from lvtime import data as lvdata
     from lvtime import llmtime
 
@@ -90,8 +90,9 @@ def _select(data, series, split, all_series, prey, predator):
         raise UsageError("choose exactly one of --series, --split, --all (or --prey/--predator)")
     ds = lvdata.load_dataset(data or lvdata.DEFAULT_DATA_FILE)
     idx = lvdata.select_series(ds.n_series, series=series, split=split)
-    train = lvdata.split_indices(ds.n_series)["train"]
-    g_alpha = llmtime.global_alpha(ds.trajectories[train]) if len(train) else None
+    g_alpha = None
+    if want_global_alpha:
+        g_alpha = llmtime.global_alpha(ds.trajectories[lvdata.split_indices(ds.n_series)["train"]])
     return [int(i) for i in idx], ds.trajectories[idx], g_alpha
 
 

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import build, console, err_console, flops_str, pct, print_json
-
-LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
+from lvtime.cli.output import LEDGER_HELP, build, console, err_console, flops_str, pct, print_json
+from lvtime.data import DEFAULT_DATA_FILE
 
 
 def register(app: typer.Typer) -> None:
@@ -125,7 +124,7 @@ def _run(args: dict, adapter: str | None) -> None:
     lg = Ledger(args["ledger"])
     settings = build(
         evaluation.ForecastSettings,
-        data=str(args["data"] or "lotka_volterra_data.h5"),
+        data=str(args["data"] or DEFAULT_DATA_FILE),
         model=args["model"],
         adapter=adapter,
         series=list(args["series"] or []),

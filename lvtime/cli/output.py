@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
+
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 

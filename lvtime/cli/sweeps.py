@@ -7,9 +7,7 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import console, err_console, flops_str, parse_floats, parse_ints, pct, print_json
-
-LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
+from lvtime.cli.output import LEDGER_HELP, console, err_console, flops_str, parse_floats, parse_ints, pct, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -87,7 +85,6 @@ def sweep(
     }
     spec.base.update({k: v for k, v in fixed.items() if v is not None})
     spec.base.update(_parse_sets(fix or []))
-    spec.base.setdefault("data", "lotka_volterra_data.h5")
     planned, summary = sw.plan(spec, lg, fit_budget)
     if as_json and dry_run:
         print_json(_plan_doc(planned, summary))

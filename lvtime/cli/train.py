@@ -8,9 +8,8 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import build, console, err_console, flops_str, pct, print_json
-
-LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
+from lvtime.cli.output import LEDGER_HELP, build, console, err_console, flops_str, pct, print_json
+from lvtime.data import DEFAULT_DATA_FILE
 
 
 def register(app: typer.Typer) -> None:
@@ -82,7 +81,7 @@ def finetune(
         out = out or Path("runs") / time.strftime("finetune-%Y%m%d-%H%M%S")
         cfg = build(
             FinetuneConfig,
-            data=str(data or "lotka_volterra_data.h5"),
+            data=str(data or DEFAULT_DATA_FILE),
             model=model,
             out=str(out),
             rank=rank,
