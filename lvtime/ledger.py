@@ -2,16 +2,19 @@
 
 Protocol for a spending command::
 
-    entry = ledger.reserve("finetune r4", kind="finetune", estimate=6.8e15, config=cfg)
-    ...                                           # the work
-    ledger.finish(entry.id, spent=6.7e15, status="completed")
+    with ledger.reservation("finetune r4", 6.8e15, kind="finetune") as r:
+        ...                     # the work; keep r.spent up to date as FLOPs are spent
+    # settled on every exit path: completed, interrupted (Ctrl-C, SIGTERM) or failed
 
-A reservation counts against the budget at its estimate until it is finished, so a
+A reservation counts against the budget at its estimate until it is settled, so a
 process that dies never makes the ledger under-count; ``lvtime ledger`` marks such
-entries stale. Every read-modify-write holds an exclusive ``flock`` on a sidecar lock
-file, and every write goes to a temp file that is fsynced and atomically renamed, so
-concurrent shell-scripted runs neither lose entries nor leave a torn file. A file
-that is corrupt, truncated or not a ledger is reported and never overwritten. No torch.
+entries stale and ``lvtime ledger settle ID`` closes them. Every read-modify-write
+holds an exclusive ``flock`` on a sidecar lock file, and every write goes to a temp
+file that is fsynced and atomically renamed, so concurrent shell-scripted runs
+neither lose entries nor leave a torn file. A ledger reached through a symlink is
+locked and replaced at its real path, so folders linking to one file share one
+budget. A file that is corrupt, truncated, not a ledger, or holds a number that is
+not finite and >= 0 is reported and never overwritten. No torch.
 """
 
 from __future__ import annotations
@@ -19,8 +22,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import math
 import os
+import signal
 import socket
+import stat
 import sys
 import time
 import uuid
@@ -29,22 +35,57 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lvtime.errors import BudgetError, LedgerError, UsageError
+from lvtime.errors import BudgetError, Interrupted, LedgerError, UsageError
 from lvtime.flops import BUDGET
 
 SCHEMA = "lvtime-ledger/1"
 DEFAULT_PATH = "lvtime-ledger.json"
-Status = Literal["running", "completed", "failed", "interrupted", "manual"]
+Status = Literal["running", "completed", "failed", "interrupted", "manual", "settled"]
 
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def new_entry_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def check_flops(value: float, what: str) -> float:
+    """``value`` as a float if it is finite and >= 0, else a one-line usage error."""
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise UsageError(f"{what}: expected a number, got {value!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise UsageError(f"{what} must be a finite number >= 0, not {value!r}")
+    return x
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT / SIGTERM until the block ends (a reservation is never half-written
+    or left unsettled by a signal that lands between two statements)."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+    except (AttributeError, ValueError, OSError):  # no sigmask on this platform
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 class Entry(BaseModel):
-    """One run (or one record of work done elsewhere)."""
+    """One run (or one record of work done elsewhere).
+
+    Every number is finite and >= 0: NaN or a negative spend would switch the budget
+    off, so a file holding one is refused like a corrupt file.
+    """
 
     id: str
     label: str
@@ -52,8 +93,8 @@ class Entry(BaseModel):
     command: str = ""
     config: dict[str, Any] = Field(default_factory=dict)
     status: Status = "running"
-    estimated_flops: float = 0.0
-    spent_flops: float | None = None
+    estimated_flops: float = Field(0.0, ge=0, allow_inf_nan=False)
+    spent_flops: float | None = Field(None, ge=0, allow_inf_nan=False)
     started_at: str = Field(default_factory=now)
     ended_at: str | None = None
     outputs: list[str] = Field(default_factory=list)
@@ -83,11 +124,11 @@ class Entry(BaseModel):
 
 class LedgerData(BaseModel):
     schema_: str = Field(SCHEMA, alias="schema")
-    budget: float = BUDGET
+    budget: float = Field(BUDGET, gt=0, allow_inf_nan=False)
     created_at: str = Field(default_factory=now)
     entries: list[Entry] = Field(default_factory=list)
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True)
 
     def totals(self) -> dict[str, float]:
         spent = sum(e.spent_flops or 0.0 for e in self.entries if e.status != "running")
@@ -105,12 +146,37 @@ def default_path() -> Path:
     return Path(os.environ.get("LVTIME_LEDGER") or DEFAULT_PATH)
 
 
+class Reservation:
+    """A running entry; the work sets ``spent`` as it goes (what settles the entry if it
+    stops early: the ledger never under-counts what was really done)."""
+
+    def __init__(self, entry: Entry):
+        self.entry = entry
+        self.spent = 0.0
+
+    @property
+    def id(self) -> str:
+        return self.entry.id
+
+
 class Ledger:
-    """A ledger file. Cheap to construct; every method reads the file afresh."""
+    """A ledger file. Cheap to construct; every method reads the file afresh.
+
+    ``path`` is what the user named (shown in messages); reads, the lock and the atomic
+    replace go to the file it resolves to, so a symlinked ledger stays a symlink.
+    """
 
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else default_path()
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
+
+    @property
+    def real_path(self) -> Path:
+        return Path(os.path.realpath(self.path))
+
+    @property
+    def lock_path(self) -> Path:
+        real = self.real_path
+        return real.with_name(real.name + ".lock")
 
     # --- reading ----------------------------------------------------------------------
 
@@ -120,11 +186,17 @@ class Ledger:
     def read(self) -> LedgerData:
         """The ledger's contents; an absent file reads as an empty ledger."""
         if not self.path.exists():
+            if self.path.is_symlink():
+                raise LedgerError(f"{self.path}: a symlink to a missing file ({self.real_path}); left untouched")
             return LedgerData()
+        if self.path.is_dir():
+            raise LedgerError(f"{self.path}: is a directory, not a ledger file")
         try:
-            raw = self.path.read_text()
+            raw = self.path.read_bytes().decode("utf-8")
         except OSError as exc:
             raise LedgerError(f"{self.path}: cannot read ({exc.strerror})") from None
+        except UnicodeDecodeError:
+            raise LedgerError(f"{self.path}: not UTF-8 text, so not an lvtime ledger; left untouched") from None
         try:
             obj = json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -149,8 +221,13 @@ class Ledger:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[LedgerData]:
         """Exclusive lock, yield the current data for editing, write it back atomically."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.lock_path, "a") as lock:
+        real = self.real_path
+        try:
+            real.parent.mkdir(parents=True, exist_ok=True)
+            lock = open(self.lock_path, "a")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise LedgerError(f"{self.path}: cannot lock the ledger ({exc.strerror}: {exc.filename})") from None
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 data = self.read()
@@ -160,19 +237,29 @@ class Ledger:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _write(self, data: LedgerData) -> None:
+        real = self.real_path
+        mode = None
+        if real.exists():
+            mode = stat.S_IMODE(real.stat().st_mode)
+            if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+                raise LedgerError(f"{self.path}: the ledger file is read-only; nothing was recorded")
         text = json.dumps(data.model_dump(mode="json", by_alias=True), indent=2) + "\n"
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
+        tmp = real.with_name(f".{real.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
         try:
             with open(tmp, "w") as f:
                 f.write(text)
                 f.flush()
                 os.fsync(f.fileno())
-            os.replace(tmp, self.path)
+            if mode is not None:
+                os.chmod(tmp, mode)  # the replaced file keeps its permissions
+            os.replace(tmp, real)
+        except OSError as exc:
+            raise LedgerError(f"{self.path}: cannot write the ledger ({exc.strerror}); nothing was recorded") from None
         finally:
             if tmp.exists():
                 tmp.unlink()
         with contextlib.suppress(OSError):  # make the rename itself durable
-            dir_fd = os.open(self.path.parent, os.O_RDONLY)
+            dir_fd = os.open(real.parent, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
             finally:
@@ -181,8 +268,8 @@ class Ledger:
     def init(self, budget: float = BUDGET, force: bool = False) -> LedgerData:
         """Create the ledger with ``budget``; an existing one only has its budget changed
         with ``force`` (its entries are always kept)."""
-        if not budget > 0:
-            raise UsageError("--budget must be positive")
+        if not (check_flops(budget, "--budget") > 0):
+            raise UsageError("--budget must be a finite number > 0")
         with self._locked() as data:
             if data.entries and not force and data.budget != budget:
                 raise UsageError(
@@ -208,8 +295,7 @@ class Ledger:
         Raises :class:`BudgetError` when spent + reserved + estimate exceeds the budget,
         unless ``allow_over_budget``.
         """
-        if estimate < 0:
-            raise UsageError("a FLOP estimate cannot be negative")
+        estimate = check_flops(estimate, "a FLOP estimate")
         with self._locked() as data:
             t = data.totals()
             over = estimate > t["remaining"]
@@ -220,12 +306,12 @@ class Ledger:
                     f"{t['reserved']:.3e} reserved); use --allow-over-budget to run anyway"
                 )
             entry = Entry(
-                id=f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
+                id=new_entry_id(),
                 label=label,
                 kind=kind,
                 command=command if command is not None else " ".join(sys.argv),
                 config=config or {},
-                estimated_flops=float(estimate),
+                estimated_flops=estimate,
                 outputs=outputs or [],
                 pid=os.getpid(),
                 host=socket.gethostname(),
@@ -240,35 +326,95 @@ class Ledger:
         """Close a reservation with the FLOPs really spent."""
         if status == "running":
             raise UsageError("finish() needs a final status")
+        spent = check_flops(spent, "spent FLOPs")
         with self._locked() as data:
-            for e in data.entries:
-                if e.id == entry_id:
-                    e.status = status
-                    e.spent_flops = float(spent)
-                    e.ended_at = now()
-                    if outputs:
-                        e.outputs = sorted(set(e.outputs) | set(outputs))
-                    return e
+            e = self._find(data, entry_id)
+            e.status = status
+            e.spent_flops = spent
+            e.ended_at = now()
+            if outputs:
+                e.outputs = sorted(set(e.outputs) | set(outputs))
+            return e
+
+    @contextlib.contextmanager
+    def reservation(self, label: str, estimate: float, **kw: Any) -> Iterator[Reservation]:
+        """Reserve, run the block, settle: ``completed`` with ``r.spent`` when the block
+        ends, ``interrupted`` on Ctrl-C / SIGTERM / :class:`Interrupted`, ``failed`` on
+        any other exception (both with ``r.spent``, what the work had spent). Signals
+        are held while the entry is written and settled, so none can leak it."""
+        with signals_deferred():
+            r = Reservation(self.reserve(label, estimate, **kw))
+            status = "failed"
+            try:
+                with _signals_released():
+                    yield r
+                status = "completed"
+            except (KeyboardInterrupt, Interrupted):
+                status = "interrupted"
+                raise
+            finally:
+                self.finish(r.id, r.spent, status)
+
+    def settle(self, entry_id: str, spent: float | None = None, force: bool = False) -> Entry:
+        """Close a running entry whose process is gone (``lvtime ledger settle``).
+
+        ``spent`` defaults to the reservation (never under-count). A process still
+        alive on this host is refused; an entry from another host needs ``force``.
+        """
+        data = self.read()
+        e = self._find(data, entry_id)
+        if e.status != "running":
+            raise UsageError(f"entry {entry_id} is {e.status}, not running: nothing to settle")
+        if not e.is_stale():
+            if e.host == socket.gethostname():
+                raise UsageError(f"entry {entry_id}: its process {e.pid} is still running; stop it first")
+            if not force:
+                raise UsageError(
+                    f"entry {entry_id} was started on host {e.host!r}, where lvtime cannot check its "
+                    "process; use --force once you know it has ended"
+                )
+        amount = e.estimated_flops if spent is None else check_flops(spent, "--spent")
+        return self.finish(entry_id, amount, "settled")
+
+    def _find(self, data: LedgerData, entry_id: str) -> Entry:
+        for e in data.entries:
+            if e.id == entry_id:
+                return e
         raise LedgerError(f"{self.path}: no entry {entry_id!r}")
 
     def add(self, flops: float, label: str, kind: str = "manual", config: dict | None = None) -> Entry:
         """Record work done elsewhere (already spent)."""
-        if flops < 0:
-            raise UsageError("--flops cannot be negative")
+        flops = check_flops(flops, "--flops")
         with self._locked() as data:
             entry = Entry(
-                id=f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
+                id=new_entry_id(),
                 label=label,
                 kind=kind,
                 command=" ".join(sys.argv),
                 config=config or {},
                 status="manual",
-                estimated_flops=float(flops),
-                spent_flops=float(flops),
+                estimated_flops=flops,
+                spent_flops=flops,
                 ended_at=now(),
             )
             data.entries.append(entry)
         return entry
+
+
+@contextlib.contextmanager
+def _signals_released() -> Iterator[None]:
+    """Inside :func:`signals_deferred`: let signals through for the block (a pending
+    one is handled here, where the caller's ``try`` settles the entry)."""
+    sigs = {signal.SIGINT, signal.SIGTERM}
+    try:
+        old = signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
+    except (AttributeError, ValueError, OSError):
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # --- report tables --------------------------------------------------------------------

@@ -209,6 +209,33 @@ def ledger_add(
         console.print(f"recorded {flops_str(flops)} FLOPs as {entry.id} ({label})")
 
 
+@ledger_app.command("settle")
+def ledger_settle(
+    entry_id: str = typer.Argument(..., help="Id of the running entry (see `lvtime ledger`)."),
+    spent: float = typer.Option(None, "--spent", help="FLOPs really spent [default: the reservation]."),
+    force: bool = typer.Option(False, "--force", help="Settle an entry started on another host."),
+    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
+    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
+) -> None:
+    """Close a stale reservation: an entry still `running` whose process is gone.
+
+    lvtime checks that the process has ended (on this host) and records the entry as
+    `settled`, charging its reservation unless --spent says what was really done.
+    """
+    from lvtime.ledger import Ledger
+
+    entry = Ledger(ledger).settle(entry_id, spent, force=force)
+    if as_json:
+        print_json(entry.model_dump(mode="json"))
+    else:
+        console.print(f"settled {entry.id} ({entry.label}): {flops_str(entry.spent_flops)} FLOPs counted")
+
+
+def _md_cell(text) -> str:
+    """A table cell that cannot break the table: no newlines, pipes escaped."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
 @ledger_app.command("export")
 def ledger_export(
     fmt: str = typer.Option("md", "--format", help="md or csv."),
@@ -239,7 +266,7 @@ def ledger_export(
             bold = "**" if not r["kind"] else ""
             cum = flops_str(r["cumulative"]) if r["cumulative"] != "" else ""
             lines.append(
-                f"| {bold}{r['experiment']}{bold} | {r['status']} | {r['steps']} | "
+                f"| {bold}{_md_cell(r['experiment'])}{bold} | {r['status']} | {_md_cell(r['steps'])} | "
                 f"{flops_str(r['flops'])} | {r['percent']:.2f}% | {cum} |"
             )
         text = "\n".join(lines) + "\n"
