@@ -12,14 +12,23 @@ from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lvtime import __version__
 from lvtime.data import DEFAULT_DATA_FILE
 
+# Unknown option names are refused (a typo must not silently run the default), and so
+# are NaN and infinities (``--lr inf`` would train to non-finite weights).
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+# auto, cpu, mps, cuda or cuda:N (checked against the hardware when the run starts)
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
+
 
 class FinetuneConfig(BaseModel):
     """Everything that determines a fine-tuning run."""
+
+    model_config = STRICT
 
     data: str = Field(DEFAULT_DATA_FILE, description="HDF5 dataset.")
     model: str = Field("Qwen/Qwen2.5-0.5B-Instruct", description="Hub id, folder, .gguf or preset.")
@@ -51,8 +60,8 @@ class FinetuneConfig(BaseModel):
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: eval_every).")
     keep_checkpoints: int = Field(2, ge=1)
     head: Literal["full", "numeric"] = Field("full", description="numeric: output layer restricted to LLMTIME tokens.")
-    device: str = "auto"
-    dtype: str = "auto"
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
+    dtype: Dtype = "auto"
     compile: bool = Field(False, description="torch.compile the transformer body (GPUs).")
     convention: Literal["coursework", "exact", "2mnk"] = "coursework"
 
@@ -76,6 +85,8 @@ class FinetuneConfig(BaseModel):
 class ForecastSettings(BaseModel):
     """Everything that determines a ``baseline`` or ``forecast`` run."""
 
+    model_config = STRICT
+
     data: str = Field(DEFAULT_DATA_FILE, description="HDF5 dataset.")
     model: str | None = Field(None, description="Base model; None: the adapter's, else the default hub model.")
     adapter: str | None = Field(None, description="LoRA adapter folder (None: baseline).")
@@ -91,8 +102,8 @@ class ForecastSettings(BaseModel):
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int = 0
-    device: str = "auto"
-    dtype: str = "auto"
+    device: str = Field("auto", pattern=DEVICE_PATTERN)
+    dtype: Dtype = "auto"
     convention: Literal["coursework", "exact", "2mnk"] = "coursework"
     out: str | None = None
     plot_series: int = Field(4, ge=0, description="PNGs for this many series.")

@@ -94,15 +94,31 @@ def save_dataset(path: str | os.PathLike, dataset: Dataset, force: bool = False)
     """Write the study's layout. Refuses to replace an existing file unless ``force``."""
     import h5py
 
+    p = check_writable(path, force)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("trajectories", data=dataset.trajectories.astype(np.float32))
+            f.create_dataset("time", data=dataset.time.astype(np.float64))
+        os.replace(tmp, p)  # a crash mid-write never leaves a half-written file under the name
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
+    """Where a dataset may be written: never over a folder or a symlink, and over an
+    existing file only with ``force``."""
     p = Path(path)
+    if not str(path).strip():
+        raise UsageError("the output file name is empty")
+    if p.is_dir():
+        raise UsageError(f"{p}: is a folder; name a file such as {p / DEFAULT_DATA_FILE}")
+    if p.is_symlink():
+        raise UsageError(f"{p}: is a symlink; name the file itself")
     if p.exists() and not force:
         raise UsageError(f"{p}: already exists (use --force to overwrite)")
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("trajectories", data=dataset.trajectories.astype(np.float32))
-        f.create_dataset("time", data=dataset.time.astype(np.float64))
-    os.replace(tmp, p)  # a crash mid-write never leaves a half-written file under the name
+    return p
 
 
 # --- splits -------------------------------------------------------------------------
@@ -175,6 +191,7 @@ RM_RANGES = {  # dx = r x (1 - x/K) - a x y / (1 + a h x) ; dy = e a x y / (1 + 
 }
 DYNAMICS = ("mixed", "lotka-volterra", "rosenzweig-macarthur")
 INITIAL_RANGE = (0.8, 1.2)
+MAX_SUBSTEPS = 100_000  # RK4 steps per series (~20 s for 1000 series on one core)
 LV_SHARE = 0.3  # of series in "mixed"
 
 
@@ -225,8 +242,13 @@ def simulate(
     """
     if dynamics not in DYNAMICS:
         raise UsageError(f"unknown dynamics {dynamics!r} (use one of {', '.join(DYNAMICS)})")
-    if n < 1 or points < 2 or t_max <= 0 or max_step <= 0:
-        raise UsageError("need --n >= 1, --points >= 2, --t-max > 0")
+    if n < 1 or points < 2 or not (np.isfinite(t_max) and t_max > 0) or not max_step > 0:
+        raise UsageError("need --n >= 1, --points >= 2 and a finite --t-max > 0")
+    if t_max / max_step > MAX_SUBSTEPS:
+        raise UsageError(
+            f"--t-max {t_max:g} needs {t_max / max_step:.3g} integration steps, which would take "
+            f"minutes or more; keep --t-max <= {MAX_SUBSTEPS * max_step:g}"
+        )
     rng = np.random.default_rng(seed)
     time = np.linspace(0.0, t_max, points)
     init = rng.uniform(*INITIAL_RANGE, size=(n, 2))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
+from lvtime import folders
 from lvtime.config import ForecastSettings, provenance
 from lvtime.errors import UsageError
 from lvtime.ledger import Ledger
@@ -21,16 +23,18 @@ __all__ = ["ForecastSettings", "plan", "run"]
 
 
 def resolve_model(s: ForecastSettings) -> str:
+    """The base model: --model, else the adapter's (checked here, before any FLOP is
+    reserved), else the study's."""
+    base = None
+    if s.adapter:
+        from lvtime.lora import check_adapter
+
+        base = check_adapter(s.adapter).get("base_model_name_or_path")
     if s.model:
         return s.model
-    if s.adapter:
-        from lvtime.lora import read_adapter_config
-
-        base = read_adapter_config(s.adapter).get("base_model_name_or_path")
-        if base:
-            return base
+    if s.adapter and not base:
         raise UsageError(f"{s.adapter}: adapter names no base model; pass --model")
-    return "Qwen/Qwen2.5-0.5B-Instruct"
+    return base or "Qwen/Qwen2.5-0.5B-Instruct"
 
 
 def plan(s: ForecastSettings, ledger: Ledger) -> dict:
@@ -80,31 +84,32 @@ def run(
 
     ledger = ledger or Ledger()
     kind = kind or ("forecast" if s.adapter else "baseline")
+    out = check_out_dir(s, ledger)  # before any work: a bad --out costs nothing
     p = plan(s, ledger)
     if on_plan:
         on_plan(p)
-    out = Path(s.out) if s.out else None
-    if out and out.exists() and any(out.iterdir()):
-        raise UsageError(f"{out}: already exists and is not empty; choose another --out")
-    entry = ledger.reserve(
-        f"{kind} {Path(s.adapter).parent.name if s.adapter else p['model']} ({p['n_series']} series)",
+    idx = np.asarray(p["series"])
+    traj = p["dataset"].trajectories[idx]
+    history = traj[:, : s.history]
+    truth = traj[:, s.history : s.history + s.horizon]
+    name = Path(s.adapter).parent.name if s.adapter else p["model"]
+    with ledger.reservation(
+        f"{kind} {name} ({p['n_series']} series)",
         p["estimate"],
         kind=kind,
-        config={**s.__dict__, "model": p["model"]},
+        config={**s.model_dump(mode="json"), "model": p["model"]},
         outputs=[str(out)] if out else [],
         allow_over_budget=allow_over_budget,
-    )
-    # A run that stops mid-generation is charged its whole estimate: the ledger may
-    # over-count, never under-count.
-    spent, status = 0.0, "failed"
-    try:
+    ) as reservation:
+        if out:
+            folders.create(out, kind)
         loaded = load_model(p["model"], s.device, s.dtype)
         if s.adapter:
             lora.load_adapter(loaded.model, s.adapter)
             lora.merge(loaded.model)
-        idx = np.asarray(p["series"])
-        traj = p["dataset"].trajectories[idx]
-        spent = p["estimate"]
+        # A run that stops mid-generation is charged its whole estimate: the ledger may
+        # over-count, never under-count.
+        reservation.spent = p["estimate"]
         result = forecast(
             loaded.model,
             loaded.tokenizer,
@@ -123,42 +128,49 @@ def run(
             s.convention,
             on_batch,
         )
-        spent, status = result.flops, "completed"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        ledger.finish(entry.id, spent, status)
-    history = traj[:, : s.history]
-    truth = traj[:, s.history : s.history + s.horizon]
-    scores = metrics.evaluate(result.forecast, truth, history)
-    report = {
-        "kind": kind,
-        "model": p["model"],
-        "adapter": s.adapter,
-        "n_series": len(idx),
-        "history": s.history,
-        "horizon": s.horizon,
-        "num_samples": s.num_samples,
-        "parse_failures": result.parse_failures,
-        "flops": result.flops,
-        "flops_estimate": p["estimate"],
-        "budget_fraction": result.flops / ledger.budget(),
-        "ledger_entry": entry.id,
-        "metrics": {name: v["aggregate"] for name, v in scores.items()},
-    }
-    if out:
-        write_results(out, report, result, history, truth, scores, s)
-        report["out"] = str(out)
+        reservation.spent = result.flops
+        scores = metrics.evaluate(result.forecast, truth, history)
+        report = {
+            "kind": kind,
+            "model": p["model"],
+            "adapter": s.adapter,
+            "n_series": len(idx),
+            "history": s.history,
+            "horizon": s.horizon,
+            "num_samples": s.num_samples,
+            "parse_failures": result.parse_failures,
+            "flops": result.flops,
+            "flops_estimate": p["estimate"],
+            "budget_fraction": result.flops / ledger.budget(),
+            "ledger_entry": reservation.id,
+            "metrics": {name: v["aggregate"] for name, v in scores.items()},
+        }
+        if out:
+            write_results(out, report, result, history, truth, scores, s)
+            report["out"] = str(out)
     report["_per_series"] = scores
     report["_result"] = result
     return report
 
 
+def check_out_dir(s: ForecastSettings, ledger: Ledger) -> Path | None:
+    """``--out`` checked before anything is spent: a new or empty folder lvtime may write."""
+    if s.out is None:
+        return None
+    out = folders.check_out(s.out, ledger.path)
+    if not folders.is_empty(out):
+        raise UsageError(f"{out}: already exists and is not empty; choose another --out")
+    parent = out.resolve().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UsageError(f"--out {out}: {parent} is not writable")
+    return out
+
+
 def write_results(out: Path, report: dict, result, history, truth, scores, s: ForecastSettings) -> None:
     from lvtime import plots
 
-    out.mkdir(parents=True, exist_ok=True)
     doc = {**report, "settings": s.model_dump(), **provenance()}
     (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
     with open(out / "per_series.csv", "w", newline="") as f:

@@ -188,6 +188,11 @@ class LoraSpec(BaseModel):
     targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
 
 
+def flops_str(x: float) -> str:
+    """FLOPs as the study writes them: ``4.22e15``."""
+    return f"{x:.2e}".replace("e+", "e")
+
+
 def _check(convention: str) -> None:
     if convention not in CONVENTIONS:
         from lvtime.errors import UsageError

@@ -136,7 +136,7 @@ class Decoded:
         }
 
 
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # ASCII digits only: \d also matches e.g. Arabic-Indic
 
 
 def decode(text: str, alpha: float = 1.0, decimals: int | None = DEFAULT_DECIMALS) -> Decoded:

@@ -225,13 +225,46 @@ def read_adapter_config(folder: str | Path) -> dict:
     if not path.exists():
         raise ModelError(f"{folder}: not an adapter folder (no {ADAPTER_CONFIG})")
     try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{path}: invalid JSON ({exc.msg})") from None
+        config = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{path}: invalid JSON ({getattr(exc, 'msg', 'not UTF-8')})") from None
+    if not isinstance(config, dict):
+        raise ModelError(f"{path}: not an adapter config (expected a JSON object)")
     if config.get("peft_type", "LORA") != "LORA":
         raise ModelError(f"{path}: a {config.get('peft_type')} adapter, lvtime loads LORA only")
-    if config.get("use_dora") or config.get("use_rslora") or config.get("rank_pattern"):
-        raise ModelError(f"{path}: DoRA, rsLoRA and per-module ranks are not supported")
+    if config.get("use_dora") or config.get("use_rslora") or config.get("rank_pattern") or config.get("alpha_pattern"):
+        # per-module ranks or scales would load with the wrong scale: refuse them
+        raise ModelError(f"{path}: DoRA, rsLoRA and per-module ranks or alphas are not supported")
+    rank, targets = config.get("r"), config.get("target_modules")
+    if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+        raise ModelError(f"{path}: 'r' must be a positive integer, not {rank!r}")
+    if isinstance(targets, str):
+        raise ModelError(f"{path}: regex target_modules are not supported")
+    if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
+        raise ModelError(f"{path}: 'target_modules' must be a non-empty list of module names")
+    alpha = config.get("lora_alpha", rank)
+    if not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+        raise ModelError(f"{path}: 'lora_alpha' must be a finite number, not {alpha!r}")
+    return config
+
+
+def read_adapter_weights(folder: str | Path) -> dict[str, torch.Tensor]:
+    """The adapter's tensors (CPU); a missing, truncated or corrupt file is a ModelError."""
+    from safetensors.torch import load_file
+
+    path = Path(folder) / ADAPTER_WEIGHTS
+    if not path.is_file():
+        raise ModelError(f"{folder}: missing {ADAPTER_WEIGHTS}")
+    try:
+        return load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for a corrupt file
+        raise ModelError(f"{path}: corrupt or truncated ({str(exc)[:120]})") from None
+
+
+def check_adapter(folder: str | Path) -> dict:
+    """Read and check an adapter folder without a model (before any FLOP is reserved)."""
+    config = read_adapter_config(folder)
+    read_adapter_weights(folder)
     return config
 
 
@@ -239,22 +272,17 @@ def load_adapter(model: nn.Module, folder: str | Path) -> AdapterInfo:
     """Inject LoRA as the folder's config says and load its weights, checking they fit."""
     folder = Path(folder)
     config = read_adapter_config(folder)
-    if not (folder / ADAPTER_WEIGHTS).exists():
-        raise ModelError(f"{folder}: missing {ADAPTER_WEIGHTS}")
-    targets = config["target_modules"]
-    if isinstance(targets, str):
-        raise ModelError(f"{folder}: regex target_modules are not supported")
-    info = inject(model, config["r"], config.get("lora_alpha"), config.get("lora_dropout", 0.0), targets)
+    info = inject(
+        model, config["r"], config.get("lora_alpha"), config.get("lora_dropout", 0.0), config["target_modules"]
+    )
     load_weights(model, folder)
     return info
 
 
 def load_weights(model: nn.Module, folder: str | Path) -> None:
     """Copy an adapter folder's tensors into a model that already has matching LoRA layers."""
-    from safetensors.torch import load_file
-
     folder = Path(folder)
-    state = load_file(str(folder / ADAPTER_WEIGHTS))
+    state = read_adapter_weights(folder)
     expected = adapter_state(model)
     # PEFT may name the adapter in the key ("lora_A.default.weight"); accept both.
     state = {k.replace(".default.weight", ".weight"): v for k, v in state.items()}

@@ -7,16 +7,18 @@ at the end, whether the run completed, failed or was interrupted.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 from lvtime import flops as F
+from lvtime import folders
 from lvtime.config import FinetuneConfig
-from lvtime.errors import Interrupted, LvtimeError, UsageError
+from lvtime.errors import LvtimeError, ModelError, UsageError
 from lvtime.ledger import Ledger
 
 
@@ -30,6 +32,7 @@ class Plan:
     estimate: dict  # train / eval / total FLOPs of what is left to run
     resume_step: int | None
     budget: dict  # ledger totals now
+    notes: list[str]  # e.g. newer checkpoints that did not load and were passed over
 
     def as_dict(self) -> dict:
         remaining_after = self.budget["remaining"] - self.estimate["total"]
@@ -40,14 +43,22 @@ class Plan:
             "estimate": self.estimate,
             "resume_step": self.resume_step,
             "budget": {**self.budget, "remaining_after": remaining_after},
+            "notes": self.notes,
         }
 
 
 def load_config(run_dir: Path) -> FinetuneConfig:
+    """The config of an existing run folder (``--resume``); one-line errors."""
+    from pydantic import ValidationError
+
     path = run_dir / "config.json"
-    if not path.exists():
+    if not path.is_file():
         raise UsageError(f"{run_dir}: not a run folder (no config.json)")
-    return FinetuneConfig.model_validate(json.loads(path.read_text())["config"])
+    try:
+        return FinetuneConfig.model_validate(json.loads(path.read_bytes().decode("utf-8"))["config"])
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else type(exc).__name__
+        raise UsageError(f"{path}: corrupt or not an lvtime run config ({reason})") from None
 
 
 def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
@@ -57,35 +68,33 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     from lvtime.training import eval_flops, prepare_data, run_estimate, step_flops
 
     run_dir = Path(cfg.out)
-    resume_step = None
+    resume_step, notes = None, []
     if resume:
-        from lvtime.training import list_checkpoints
+        from lvtime import checkpoints
 
-        steps = list_checkpoints(run_dir)
-        resume_step = steps[-1] if steps else None
+        found = checkpoints.newest_good(run_dir)
+        if found.skipped and found.step is None:
+            raise ModelError(f"{run_dir}: no checkpoint loads ({found.skipped[0]}); start over with --force")
+        resume_step = found.step
+        notes = [f"passed over a checkpoint that does not load: {why}" for why in found.skipped]
     arch = architecture_for(cfg.model)
     tokenizer = tokenizer_for(cfg.model)
     data = prepare_data(cfg, load_dataset(cfg.data), tokenizer)
     estimate = run_estimate(cfg, arch, len(data.val), resume_step or 0)
     estimate["step_flops"] = step_flops(cfg, arch)
     estimate["eval_pass_flops"] = eval_flops(cfg, arch, len(data.val))
-    return Plan(cfg, arch, data.describe(), estimate, resume_step, ledger.read().totals()), data
+    return Plan(cfg, arch, data.describe(), estimate, resume_step, ledger.read().totals(), notes), data
 
 
-def check_run_dir(run_dir: Path, resume: bool, force: bool) -> None:
-    """Never overwrite a run silently: an existing run needs --resume or --force."""
-    if resume or not run_dir.exists() or not any(run_dir.iterdir()):
+def check_run_dir(run_dir: Path, resume: bool, force: bool, ledger: Ledger) -> None:
+    """Never overwrite a run silently: an existing run needs --resume or --force, and
+    --force replaces only a folder lvtime made (see :mod:`lvtime.folders`)."""
+    folders.check_out(run_dir, ledger.path)
+    if resume or folders.is_empty(run_dir):
         return
     if not force:
         raise UsageError(f"{run_dir}: already exists; use --resume {run_dir} to continue it or --force to start over")
-    if not (run_dir / "config.json").exists():
-        raise UsageError(f"{run_dir}: exists and is not a run folder; refusing to delete it")
-
-
-def make_run_dir(run_dir: Path, resume: bool) -> None:
-    if not resume and run_dir.exists():
-        shutil.rmtree(run_dir)  # check_run_dir allowed it: --force on a run folder
-    run_dir.mkdir(parents=True, exist_ok=True)
+    folders.check_replaceable(run_dir)
 
 
 def finetune(
@@ -99,63 +108,72 @@ def finetune(
     on_progress=None,
     label: str | None = None,
 ) -> dict:
-    """Plan, reserve, train, record. Returns the summary written to ``summary.json``."""
+    """Check the folder, plan, reserve, train, record. Returns the summary written to
+    ``summary.json`` (an empty dict on ranks other than 0)."""
     from lvtime.models import load_model, pick_device
-    from lvtime.plots import loss_curve
-    from lvtime.training import Result, init_distributed, train, write_run_config
+    from lvtime.training import Result, init_distributed, train
 
     ledger = ledger or Ledger()
+    run_dir = Path(cfg.out)
+    check_run_dir(run_dir, resume, force, ledger)  # before any work: nothing spent on a refusal
     the_plan, data = plan(cfg, ledger, resume)
     if resume and the_plan.resume_step is not None and the_plan.resume_step >= cfg.steps:
-        summary_path = Path(cfg.out) / "summary.json"
+        summary_path = run_dir / "summary.json"
         if summary_path.exists():
             return {**json.loads(summary_path.read_text()), "already_complete": True}
     if on_plan:
         on_plan(the_plan)
     # Reserve before loading weights: a run the budget refuses costs no loading time.
     dist = init_distributed(pick_device(cfg.device))
-    run_dir = Path(cfg.out)
-    entry = None
-    refused: LvtimeError | None = None
-    if dist.main:
-        try:
-            check_run_dir(run_dir, resume, force)
-            what = f"resumed at step {the_plan.resume_step}" if the_plan.resume_step else None
-            entry = ledger.reserve(
-                label or f"finetune {run_dir.name}" + (f" ({what})" if what else ""),
-                the_plan.estimate["total"],
-                kind="finetune",
-                config={**cfg.model_dump(mode="json"), "steps": cfg.steps},
-                outputs=[str(run_dir)],
-                allow_over_budget=allow_over_budget,
-            )
-            make_run_dir(run_dir, resume)
-            if the_plan.resume_step is None:
-                write_run_config(run_dir, cfg, {"data": the_plan.data, "estimate": the_plan.estimate})
-                # --resume of a run that never reached a checkpoint starts from step 0 afresh
-                (run_dir / "metrics.jsonl").unlink(missing_ok=True)
-        except LvtimeError as exc:
-            refused = exc
-    if dist.any(refused is not None):  # every process stops if rank 0 was refused
-        raise refused or LvtimeError("rank 0 refused the run")
     result = Result(out=run_dir, steps_done=0)
-    status = "failed"
-    try:
-        loaded = load_model(cfg.model, cfg.device, cfg.dtype)
-        train(cfg, loaded, data, run_dir, dist, the_plan.resume_step, on_progress, result)
-        status = "completed"
-    except (Interrupted, KeyboardInterrupt):
-        status = "interrupted"
-        raise
-    finally:
-        if entry is not None:
+    refused: LvtimeError | None = None
+    with contextlib.ExitStack() as stack:
+        reservation = SimpleNamespace(spent=0.0, id=None)  # ranks > 0 do not write the ledger
+        if dist.main:
+            try:
+                what = f" (resumed at step {the_plan.resume_step})" if the_plan.resume_step else ""
+                reservation = stack.enter_context(
+                    ledger.reservation(
+                        label or f"finetune {run_dir.name}{what}",
+                        the_plan.estimate["total"],
+                        kind="finetune",
+                        config={**cfg.model_dump(mode="json"), "steps": cfg.steps},
+                        outputs=[str(run_dir)],
+                        allow_over_budget=allow_over_budget,
+                    )
+                )
+                _prepare_run_dir(run_dir, cfg, the_plan)
+            except LvtimeError as exc:
+                refused = exc
+        if dist.any(refused is not None):  # every process stops if rank 0 was refused
+            raise refused or LvtimeError("rank 0 refused the run")
+        try:
+            loaded = load_model(cfg.model, cfg.device, cfg.dtype)
+            train(cfg, loaded, data, run_dir, dist, the_plan.resume_step, on_progress, result)
+        finally:
             # work cut short mid-step or mid-validation is charged in full: never under-count
-            ledger.finish(entry.id, result.flops + result.in_flight, status, outputs=[str(run_dir)])
-    if not dist.main:
-        return {}
+            reservation.spent = result.flops + result.in_flight
+        summary = _write_summary(cfg, result, the_plan, reservation.id, ledger) if dist.main else {}
+    return summary
+
+
+def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, the_plan: Plan) -> None:
+    """A new run gets a fresh marked folder with its config; a resumed one is kept."""
+    from lvtime.training import write_run_config
+
+    if the_plan.resume_step is None:
+        folders.replace(run_dir, "finetune")  # check_run_dir allowed it (empty, or --force on a run)
+        write_run_config(run_dir, cfg, {"data": the_plan.data, "estimate": the_plan.estimate})
+    else:
+        folders.create(run_dir, "finetune")
+
+
+def _write_summary(cfg: FinetuneConfig, result, the_plan: Plan, entry_id: str | None, ledger: Ledger) -> dict:
+    from lvtime.plots import loss_curve
+
     history = result.val_losses
     summary = {
-        "run": str(run_dir),
+        "run": str(result.out),
         "model": cfg.model,
         "steps": result.steps_done,
         "val_loss_before": history.get(0),
@@ -169,10 +187,10 @@ def finetune(
         "flops_this_invocation": result.flops,
         "budget_fraction_this_invocation": result.flops / ledger.budget(),
         "wall_s": result.wall_s,
-        "ledger_entry": entry.id if entry else None,
+        "ledger_entry": entry_id,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         **the_plan.data,
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    loss_curve(run_dir)
+    (result.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    loss_curve(result.out)
     return summary

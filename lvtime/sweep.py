@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from lvtime import folders
 from lvtime.config import FinetuneConfig
 from lvtime.errors import BudgetError, UsageError
 from lvtime.ledger import Ledger
@@ -37,9 +38,21 @@ SHORT = {
 class SweepConfig(BaseModel):
     """A sweep: fixed finetune options (``base``) and the options to vary (``grid``)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     out: str = Field("runs/sweep", description="Sweep folder; one sub-folder per configuration.")
     base: dict[str, Any] = Field(default_factory=dict, description="Finetune options kept fixed.")
     grid: dict[str, list[Any]] = Field(..., description="Finetune option -> values to try, in order.")
+
+    @field_validator("base")
+    @classmethod
+    def _base(cls, base: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(base) - set(FinetuneConfig.model_fields))
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a finetune option")
+        if "out" in base:
+            raise ValueError("'out' is the sweep's own folder; set it at the top level")
+        return base
 
     @field_validator("grid")
     @classmethod
@@ -57,10 +70,16 @@ class SweepConfig(BaseModel):
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
     p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{p}: is a folder; --config takes a sweep JSON file")
     try:
-        return SweepConfig.model_validate(json.loads(p.read_text()))
+        return SweepConfig.model_validate(json.loads(p.read_bytes().decode("utf-8")))
     except FileNotFoundError:
         raise UsageError(f"{p}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{p}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{p}: not UTF-8 text, so not a sweep JSON file") from None
     except json.JSONDecodeError as exc:
         raise UsageError(f"{p}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     except ValidationError as exc:
@@ -73,7 +92,12 @@ def _fmt(value: Any) -> str:
 
 
 def run_name(values: dict[str, Any]) -> str:
-    return "-".join(f"{SHORT.get(k, k)}{_fmt(v)}" for k, v in values.items()) or "base"
+    """The configuration's folder name: readable, full precision (``lr0.010000001``),
+    and only safe characters (else a hash of the values is appended)."""
+    readable = "-".join(
+        f"{SHORT.get(k, k)}{v!r}" if isinstance(v, float) else f"{SHORT.get(k, k)}{v}" for k, v in values.items()
+    )
+    return folders.safe_name(values, readable or "base")
 
 
 @dataclass
@@ -90,9 +114,13 @@ def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig
     """Every configuration of the grid, in the order given (last key varies fastest)."""
     keys = list(sweep.grid)
     out = []
+    seen: dict[str, dict] = {}
     for combo in itertools.product(*(sweep.grid[k] for k in keys)):
         values = dict(zip(keys, combo, strict=True))
         name = run_name(values)
+        if name in seen:
+            raise UsageError(f"configurations {seen[name]} and {values} would share the folder {name}")
+        seen[name] = values
         try:
             cfg = FinetuneConfig(**{**sweep.base, **values, "out": str(Path(sweep.out) / name)})
         except ValidationError as exc:
@@ -104,16 +132,16 @@ def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig
 
 def plan(sweep: SweepConfig, ledger: Ledger, fit_budget: bool = False) -> tuple[list[PlannedRun], dict]:
     """Cost every configuration; with ``fit_budget`` keep, in order, what fits."""
-    from lvtime import runs
-    from lvtime.training import list_checkpoints
+    from lvtime import checkpoints, runs
 
+    folders.check_out(sweep.out, ledger.path, what="sweep folder")
     planned: list[PlannedRun] = []
     for name, values, cfg in expand(sweep):
         run_dir = Path(cfg.out)
         if (run_dir / "summary.json").exists() and (run_dir / "final").exists():
             planned.append(PlannedRun(name, values, cfg, "done", 0.0))
             continue
-        resume = bool(list_checkpoints(run_dir))
+        resume = bool(checkpoints.steps(run_dir))
         the_plan, _ = runs.plan(cfg, ledger, resume=resume)
         planned.append(PlannedRun(name, values, cfg, "resume" if resume else "new", the_plan.estimate["total"]))
     totals = ledger.read().totals()
@@ -131,7 +159,14 @@ def plan(sweep: SweepConfig, ledger: Ledger, fit_budget: bool = False) -> tuple[
     return planned, {**totals, "sweep_total": total, "remaining_after": room - total}
 
 
-def check_budget(summary: dict, allow_over_budget: bool) -> None:
+def check_budget(planned: list[PlannedRun], summary: dict, allow_over_budget: bool) -> None:
+    """Refuse (exit 3) a sweep that does not fit, or a --fit-budget sweep where nothing does."""
+    left = [p for p in planned if p.state != "done"]
+    if left and not any(p.planned for p in left):
+        raise BudgetError(
+            f"none of the {len(left)} configurations still to run fits the remaining "
+            f"{max(summary['remaining'], 0):.3e} FLOPs; nothing was run"
+        )
     if summary["remaining_after"] < 0 and not allow_over_budget:
         raise BudgetError(
             f"the sweep needs {summary['sweep_total']:.3e} FLOPs but {max(summary['remaining'], 0):.3e} "
@@ -151,7 +186,7 @@ def run(
     from lvtime import runs
 
     sweep_dir = Path(sweep.out)
-    sweep_dir.mkdir(parents=True, exist_ok=True)
+    folders.create(sweep_dir, "sweep")
     (sweep_dir / "sweep.json").write_text(json.dumps(sweep.model_dump(mode="json"), indent=2) + "\n")
     for p in planned:
         if p.state == "done" or not p.planned:
@@ -198,45 +233,39 @@ def collect(sweep: SweepConfig, planned: list[PlannedRun], budget: float) -> lis
     return rows
 
 
-def finetune_command(cfg: FinetuneConfig) -> str:
-    """The ``lvtime finetune`` command line that reproduces ``cfg``."""
+# FinetuneConfig fields whose finetune flag is not simply --field-name.
+FLAG_NAMES = {"warmup_steps": "--warmup"}
+NOT_FLAGS = {"data", "out", "alpha_mode", "targets", "compile"}
+
+
+def finetune_command(cfg: FinetuneConfig, out: str = "runs/best") -> str:
+    """The ``lvtime finetune`` command line that reproduces ``cfg`` exactly (every
+    option that differs from its default, floats at full precision)."""
+    import shlex
+
     defaults = FinetuneConfig()
-    flags = {
-        "model": "--model",
-        "rank": "--rank",
-        "lora_alpha": "--lora-alpha",
-        "lr": "--lr",
-        "steps": "--steps",
-        "batch_size": "--batch-size",
-        "grad_accum": "--grad-accum",
-        "context": "--context",
-        "weight_decay": "--weight-decay",
-        "schedule": "--schedule",
-        "warmup_steps": "--warmup",
-        "clip_grad": "--clip-grad",
-        "seed": "--seed",
-        "decimals": "--decimals",
-        "train_series": "--train-series",
-        "val_series": "--val-series",
-        "eval_every": "--eval-every",
-        "head": "--head",
-        "dtype": "--dtype",
-        "device": "--device",
-    }
-    parts = ["lvtime finetune", cfg.data]
-    for field, flag in flags.items():
+    parts = ["lvtime", "finetune", cfg.data]
+    for field in FinetuneConfig.model_fields:
         value = getattr(cfg, field)
-        if value != getattr(defaults, field):
-            parts.append(f"{flag} {_fmt(value)}")
+        if field in NOT_FLAGS or value == getattr(defaults, field):
+            continue
+        parts += [
+            FLAG_NAMES.get(field, "--" + field.replace("_", "-")),
+            repr(value) if isinstance(value, float) else str(value),
+        ]
     if cfg.targets != defaults.targets:
-        parts.append(f"--targets {','.join(cfg.targets)}")
+        parts += ["--targets", ",".join(cfg.targets)]
     if cfg.alpha_mode == "global":
         parts.append("--global-alpha")
-    parts.append("--out runs/best")
-    return " ".join(parts)
+    if cfg.compile:
+        parts.append("--compile")
+    parts += ["--out", out]
+    return " ".join(shlex.quote(p) for p in parts)
 
 
 def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
+    from lvtime.flops import flops_str
+
     sweep_dir.mkdir(parents=True, exist_ok=True)
     (sweep_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     if rows:
@@ -251,7 +280,7 @@ def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
         for c in cols:
             v = r.get(c)
             if c == "flops":
-                cells.append(f"{v:.2e}".replace("e+", "e"))
+                cells.append(flops_str(v))
             elif isinstance(v, float):
                 cells.append(f"{v:.4g}")
             else:

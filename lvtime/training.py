@@ -16,10 +16,10 @@ losses are summed across processes, so the updates equal a single-process run's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lvtime import checkpoints, llmtime, lora
 from lvtime import flops as F
-from lvtime import llmtime, lora
 from lvtime.config import FinetuneConfig, provenance
 from lvtime.data import Dataset, split_indices
 from lvtime.errors import Interrupted, TrainingError, UsageError
@@ -346,45 +346,6 @@ def evaluate(loss_head: LossHead, windows: Windows, micro: int, device: str, dty
     return total / max(count, 1)
 
 
-def _rng_state() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def save_checkpoint(run_dir: Path, step: int, model, optimizer, scheduler, history: dict, cfg) -> Path:
-    """``checkpoints/step-N/``: adapter, optimizer, scheduler, RNG, step, history."""
-    ckpt_root = run_dir / "checkpoints"
-    target = ckpt_root / f"step-{step}"
-    tmp = ckpt_root / f".step-{step}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    lora.save_adapter(model, tmp, base_model=cfg.model)
-    torch.save(
-        {
-            "step": step,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": _rng_state(),
-            "history": history,
-        },
-        tmp / "state.pt",
-    )
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)  # a checkpoint folder is complete or absent
-    kept = sorted(list_checkpoints(run_dir))[: -cfg.keep_checkpoints]
-    for old_step in kept:
-        shutil.rmtree(ckpt_root / f"step-{old_step}", ignore_errors=True)
-    return target
-
-
-def list_checkpoints(run_dir: Path) -> list[int]:
-    root = run_dir / "checkpoints"
-    if not root.exists():
-        return []
-    return sorted(int(p.name.split("-")[1]) for p in root.iterdir() if p.is_dir() and p.name.startswith("step-"))
-
-
 def train(
     cfg: FinetuneConfig,
     loaded,
@@ -424,19 +385,11 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     history: dict = {"val": {}, "tokens": 0, "flops": 0.0}
     start = 0
-    if resume_step is not None:
-        ckpt = run_dir / "checkpoints" / f"step-{resume_step}"
-        lora.load_weights(model, ckpt)
-        state = torch.load(ckpt / "state.pt", weights_only=False)
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"]["torch"])
-        np.random.set_state(state["rng"]["numpy"])
-        if "cuda" in state["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
-        history = state["history"]
-        start = state["step"]
     metrics_path = run_dir / "metrics.jsonl"
+    if resume_step is not None:
+        start, history = checkpoints.load(run_dir, resume_step, model, optimizer, scheduler)
+        if dist.main:
+            trim_metrics(metrics_path, start)
     per_step = step_flops(cfg, loaded.architecture)
     per_eval = eval_flops(cfg, loaded.architecture, len(data.val))
     result.steps_done, result.tokens = start, history["tokens"]
@@ -467,7 +420,15 @@ def train(
 
     def checkpoint(step: int) -> None:
         if dist.main:
-            save_checkpoint(run_dir, step, model, optimizer, scheduler, history, cfg)
+            checkpoints.save(run_dir, step, model, optimizer, scheduler, history, cfg.model, cfg.keep_checkpoints)
+
+    def stop_non_finite(what: str) -> None:
+        """Raise naming the newest checkpoint whose tensors are all finite."""
+        good = checkpoints.newest_good(run_dir).step if dist.main else None
+        where = "no finite checkpoint was saved"
+        if good is not None:
+            where = f"the last good state is in {checkpoints.folder(run_dir, good)}"
+        raise TrainingError(f"{what}; {where} (try a lower --lr)")
 
     model.train()
     if start == 0 and "0" not in history["val"]:
@@ -500,12 +461,10 @@ def train(
             (loss_total,) = dist.sum(loss_sum)
             mean_loss = loss_total / max(global_targets, 1)
             if not math.isfinite(mean_loss):
-                checkpoint(step)  # the state before this step: the last good one
                 result.steps_done = step
-                raise TrainingError(
-                    f"non-finite training loss at step {step + 1}; the last good state is in "
-                    f"{run_dir / 'checkpoints' / f'step-{step}'} (try a lower --lr)"
-                )
+                with contextlib.suppress(TrainingError):  # already non-finite: an older one is the last good
+                    checkpoint(step)  # the state before this step
+                stop_non_finite(f"non-finite training loss at step {step + 1}")
             if dist.world > 1:
                 for p in params:
                     if p.grad is not None:
@@ -538,7 +497,10 @@ def train(
                 on_progress(Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val))
             stopping = dist.any(stop.raised)
             if stopping or (save_every and done % save_every == 0) or done == cfg.steps:
-                checkpoint(done)
+                try:
+                    checkpoint(done)
+                except TrainingError:
+                    stop_non_finite(f"the weights are not finite after step {done}")
             if stopping:
                 result.status = "interrupted"
                 result.wall_s = time.perf_counter() - t0
@@ -552,6 +514,21 @@ def train(
     if dist.main:
         lora.save_adapter(model, run_dir / "final", base_model=cfg.model)
     return result
+
+
+def trim_metrics(path: Path, step: int) -> None:
+    """Drop rows after ``step``: a run killed after logging them redoes those steps."""
+    if not path.exists():
+        return
+    rows = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = []
+    for line in rows:
+        try:
+            if json.loads(line).get("step", 0) <= step:
+                kept.append(line)
+        except json.JSONDecodeError:
+            continue  # a row torn by the kill
+    path.write_text("".join(r + "\n" for r in kept))
 
 
 def write_run_config(run_dir: Path, cfg: FinetuneConfig, extra: dict) -> None:

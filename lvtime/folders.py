@@ -1,0 +1,122 @@
+"""Output folders: checked before anything is spent, marked when lvtime makes them, and
+replaced (``--force``) only when lvtime made them. No torch.
+
+The rules, in one place for every command that writes a folder:
+
+* an output path is never empty, never the working directory, one of its parents or
+  the root, never a symlink, never an existing file, and never a folder that holds
+  the ledger;
+* a folder lvtime creates gets a marker file (:data:`MARKER`); ``--force`` deletes
+  only a folder with that marker (or, for folders from before the marker, lvtime's
+  ``config.json`` / ``metrics.json``);
+* a folder name made from values (sweep configurations) keeps only safe characters,
+  has a bounded length, and carries a short hash of the values when it had to be
+  changed, so distinct values never share a folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+from lvtime.errors import UsageError
+
+MARKER = ".lvtime-folder"
+MAX_NAME = 80
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+def check_out(path: str | os.PathLike, ledger_path: str | os.PathLike | None = None, what: str = "--out") -> Path:
+    """``path`` as a Path if lvtime may write a folder there, else a one-line error.
+
+    Pure checks (the file system is only read): call it before reserving FLOPs.
+    """
+    text = os.fspath(path)
+    if not text.strip():
+        raise UsageError(f"{what}: empty path; name a folder such as runs/NAME")
+    if "\0" in text:
+        raise UsageError(f"{what}: the path contains a NUL character")
+    p = Path(text)
+    if p.is_symlink():
+        raise UsageError(f"{what} {p}: is a symlink; name the folder itself")
+    if p.exists() and not p.is_dir():
+        raise UsageError(f"{what} {p}: exists and is not a folder")
+    resolved = p.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents:
+        raise UsageError(f"{what} {p}: is the working directory or one of its parents; name a sub-folder")
+    if ledger_path is not None:
+        ledger = Path(os.path.realpath(ledger_path))
+        if resolved in ledger.parents or resolved == ledger:
+            raise UsageError(f"{what} {p}: holds the ledger {ledger_path}; name another folder")
+    ancestor = resolved.parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{what} {p}: {ancestor} is a file, not a folder")
+    return p
+
+
+def is_empty(path: Path) -> bool:
+    return not path.exists() or not any(path.iterdir())
+
+
+def made_by_lvtime(path: Path) -> bool:
+    """The folder carries lvtime's marker, or a config.json / metrics.json lvtime wrote."""
+    if path.is_symlink() or not path.is_dir():
+        return False
+    if (path / MARKER).is_file():
+        return True
+    for name in ("config.json", "metrics.json"):
+        try:
+            doc = json.loads((path / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and "versions" in doc and "lvtime" in doc.get("versions", {}):
+            return True
+    return False
+
+
+def create(path: Path, kind: str) -> None:
+    """Make the folder (and parents) and mark it as lvtime's."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        marker = path / MARKER
+        if not marker.exists():
+            marker.write_text(json.dumps({"kind": kind, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot create the output folder ({exc.strerror})") from None
+
+
+def check_replaceable(path: Path, what: str = "--force") -> None:
+    """Refuse ``--force`` on a non-empty folder that lvtime did not make."""
+    if not is_empty(path) and not made_by_lvtime(path):
+        raise UsageError(f"{path}: exists and was not made by lvtime; {what} refuses to delete it")
+
+
+def replace(path: Path, kind: str) -> None:
+    """Delete an lvtime folder (checked by :func:`check_replaceable`) and make it anew."""
+    check_replaceable(path)
+    if path.exists():
+        shutil.rmtree(path)
+    create(path, kind)
+
+
+def safe_name(values: dict, readable: str) -> str:
+    """A folder name for ``readable`` (made from ``values``) that is safe and unique.
+
+    Unsafe characters become ``_``, leading dots and dashes go, the length is bounded;
+    when anything had to change, a hash of the exact values is appended so that two
+    configurations never share a folder.
+    """
+    name = _UNSAFE.sub("_", readable).lstrip(".-_")
+    name = name.replace("..", "_")
+    if name == readable and 0 < len(name) <= MAX_NAME:
+        return name
+    digest = hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{name[: MAX_NAME - 9]}-{digest}" if name else digest
