@@ -66,7 +66,7 @@ def test_errors_are_one_line_with_exit_codes(small_h5, args, code, message):
     proc = subprocess.run([sys.executable, "-m", "lvtime", *args], capture_output=True, text=True)
     assert proc.returncode == code, proc.stderr
     assert message in proc.stderr and "Traceback" not in proc.stderr
-    assert proc.stderr.strip().count("\n") == 0 or "Usage" in proc.stderr
+    assert proc.stderr.startswith("lvtime: error: ") and proc.stderr.strip().count("\n") == 0
 
 
 def test_decode_stdin_and_report():

@@ -87,7 +87,7 @@ def test_grid_over_budget_is_refused_or_fitted(h5, tmp_path):
     Ledger().init(2.5 * one)
     planned, summary = sw.plan(s, Ledger())
     with pytest.raises(BudgetError):
-        sw.check_budget(summary, allow_over_budget=False)
+        sw.check_budget(planned, summary, allow_over_budget=False)
     planned, summary = sw.plan(s, Ledger(), fit_budget=True)
     assert [p.planned for p in planned] == [True, True, False, False]
     rows = sw.run(s, planned, Ledger())

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from lvtime import data, training  # noqa: E402
+from lvtime import checkpoints, data, training  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 from lvtime.config import FinetuneConfig  # noqa: E402
 from lvtime.errors import BudgetError, Interrupted, TrainingError  # noqa: E402
@@ -263,7 +263,7 @@ def test_sigint_through_a_real_process_then_resume(h5, tmp_path):
     assert "Resume with: lvtime finetune --resume" in err and "Traceback" not in err
     (entry,) = Ledger().read().entries
     assert entry.status == "interrupted" and entry.spent_flops > 0
-    done = max(training.list_checkpoints(out))
+    done = max(checkpoints.steps(out))
     r = runner.invoke(app, ["finetune", "--resume", str(out), "--steps", str(done + 1), "--quiet", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["steps"] == done + 1

@@ -6,25 +6,67 @@ Exit codes (documented in docs/cli.md): 0 ok, 1 failure, 2 usage error,
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import typer
 from typer.core import TyperGroup
+
+try:  # recent typer vendors click; older ones use the click package
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import (
+        ClickException,
+        NoArgsIsHelpError,  # type: ignore[no-redef]
+    )
 
 from lvtime import __version__
 from lvtime.cli import budget, codec, dataset, forecast, sweeps, train
 from lvtime.errors import LvtimeError
 
 
+def _error(message: str) -> None:
+    print(f"lvtime: error: {message}", file=sys.stderr)
+
+
 class _Group(TyperGroup):
-    """Turns a user error raised anywhere below into one line and its exit code."""
+    """Every error a user can cause becomes one ``lvtime: error: ...`` line and its exit
+    code: lvtime's own errors, Click's usage errors (bad flags, out-of-range values),
+    file-system errors, Ctrl-C and SIGTERM."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except LvtimeError as exc:
-            print(f"lvtime: error: {exc}", file=sys.stderr)
+            _error(str(exc))
             ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            print("lvtime: interrupted", file=sys.stderr)
+            ctx.exit(130)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:  # disk full, permission denied, ... while writing results
+            where = f"{exc.filename}: " if exc.filename else ""
+            _error(f"{where}{exc.strerror or exc}")
+            ctx.exit(1)
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = rv if isinstance(rv, int) else 0
+        except NoArgsIsHelpError as exc:
+            print(exc.ctx.get_help())
+            code = exc.exit_code
+        except ClickException as exc:
+            hint = f" (see: {exc.ctx.command_path} --help)" if getattr(exc, "ctx", None) else ""
+            _error(exc.format_message().replace("\n", " ") + hint)
+            code = exc.exit_code
+        except typer.Abort:
+            print("lvtime: aborted", file=sys.stderr)
+            code = 1
+        if standalone_mode:
+            sys.exit(code)
+        return code
 
 
 app = typer.Typer(
@@ -61,8 +103,13 @@ forecast.register(app)
 sweeps.register(app)
 
 
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM is Ctrl-C: reservations settle, exit 130 with a message
+
+
 def main() -> None:
     """Entry point for the console script and ``python -m lvtime``."""
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         app()
     except KeyboardInterrupt:

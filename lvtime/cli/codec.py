@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def encode(
     all_series: bool = typer.Option(False, "--all", help="Encode every series."),
     prey: str = typer.Option(None, help="Inline prey values, comma-separated."),
     predator: str = typer.Option(None, help="Inline predator values, comma-separated."),
-    steps: int = typer.Option(None, help="Encode only the first N timesteps."),
+    steps: int = typer.Option(None, min=1, help="Encode only the first N timesteps."),
     decimals: int = typer.Option(2, min=0, max=8, help="Digits after the decimal point."),
     alpha: float = typer.Option(None, help="Use this scale instead of computing one."),
     global_alpha: bool = typer.Option(
@@ -44,8 +45,8 @@ def encode(
     """
     from lvtime import llmtime
 
-    if alpha is not None and alpha <= 0:
-        raise UsageError("--alpha must be positive")
+    if alpha is not None:
+        _check_alpha(alpha)
     if global_alpha and (prey is not None or alpha is not None):
         raise UsageError("--global-alpha needs a dataset and no --alpha")
     names, arrays, train_alpha = _select(data, series, split, all_series, prey, predator, global_alpha)
@@ -138,8 +139,7 @@ def decode(
     """
     from lvtime import llmtime
 
-    if alpha <= 0:
-        raise UsageError("--alpha must be positive")
+    _check_alpha(alpha)
     if text == "-":
         text = sys.stdin.read()
     result = llmtime.decode(text, alpha=alpha, decimals=decimals)
@@ -156,10 +156,27 @@ def decode(
         return
     from rich.table import Table
 
+    # A table of a million rows takes minutes to lay out: show both ends, point to --json.
+    rows = list(zip(result.steps.tolist(), result.values.tolist(), strict=True))
+    shown = rows if len(rows) <= 2 * TABLE_ROWS else rows[:TABLE_ROWS] + [None] + rows[-TABLE_ROWS:]
     table = Table("step", "prey", "predator", title=f"decoded (alpha={alpha:g})")
-    for s, (x, y) in zip(result.steps.tolist(), result.values.tolist(), strict=True):
+    for row in shown:
+        if row is None:
+            table.add_row("...", f"{len(rows) - 2 * TABLE_ROWS} rows", "(all with --json)")
+            continue
+        s, (x, y) = row
         table.add_row(str(s), f"{x:.6g}", f"{y:.6g}")
     console.print(table)
     console.print(f"parsed {len(result.steps)} of {result.n_steps} steps")
-    for d in result.dropped:
-        console.print(f"[yellow]dropped step {d.step}[/]: {d.reason} ({d.text!r})")
+    for d in result.dropped[:TABLE_ROWS]:
+        console.print(f"[yellow]dropped step {d.step}[/]: {d.reason} ({d.text[:60]!r})")
+    if len(result.dropped) > TABLE_ROWS:
+        console.print(f"[yellow]... and {len(result.dropped) - TABLE_ROWS} more dropped steps[/] (all with --json)")
+
+
+TABLE_ROWS = 20
+
+
+def _check_alpha(alpha: float) -> None:
+    if not (math.isfinite(alpha) and alpha > 0):
+        raise UsageError(f"--alpha must be positive and finite, not {alpha}")

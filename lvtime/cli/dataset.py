@@ -26,10 +26,7 @@ def simulate(
     """Simulate predator-prey series (RK4) and write them like lotka_volterra_data.h5."""
     from lvtime import data
 
-    if out.exists() and not force:  # refuse before spending time on the simulation
-        from lvtime.errors import UsageError
-
-        raise UsageError(f"{out}: already exists (use --force to overwrite)")
+    data.check_writable(out, force)  # refuse before spending time on the simulation
     ds = data.simulate(n=n, points=points, t_max=t_max, seed=seed, dynamics=dynamics)
     data.save_dataset(out, ds, force=force)
     summary = {

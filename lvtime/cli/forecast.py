@@ -178,16 +178,15 @@ def _run(args: dict, adapter: str | None) -> None:
 
         def on_plan(p: dict) -> None:
             bar.update(task, total=p["n_series"] * settings.num_samples)
+            bar.start()  # only once the plan stands: errors before it print alone
 
         def on_batch(k: int) -> None:
             bar.update(task, advance=k)
 
-    if bar:
-        bar.start()
     try:
         report = evaluation.run(settings, lg, args["allow_over_budget"], on_batch, on_plan=on_plan)
     finally:
-        if bar:
+        if bar and bar.live.is_started:
             bar.stop()
     report.pop("_per_series")
     report.pop("_result")

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from lvtime.flops import flops_str  # noqa: F401 - re-exported for the commands
+
 LEDGER_HELP = "Ledger file (default: $LVTIME_LEDGER or ./lvtime-ledger.json)."
 
 console = Console(highlight=False)
@@ -31,11 +33,6 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
 
 def print_json(obj: Any, indent: int | None = 2) -> None:
     sys.stdout.write(to_json(obj, indent) + "\n")
-
-
-def flops_str(x: float) -> str:
-    """FLOPs as the study writes them: ``4.22e15``."""
-    return f"{x:.2e}".replace("e+", "e")
 
 
 def pct(part: float, whole: float) -> str:

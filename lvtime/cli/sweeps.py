@@ -93,7 +93,7 @@ def sweep(
         _print_plan(planned, summary)
     if dry_run:
         return
-    sw.check_budget(summary, allow_over_budget)
+    sw.check_budget(planned, summary, allow_over_budget)
     show = not quiet and not as_json
 
     def on_run_start(p) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -41,6 +42,7 @@ def finetune(
     val_series: int = typer.Option(None, min=1, help="Use only the first N validation series."),
     eval_every: int = typer.Option(0, min=0, help="Validate every N steps (always at 0 and the end)."),
     save_every: int = typer.Option(0, min=0, help="Checkpoint every N steps (default: eval-every)."),
+    keep_checkpoints: int = typer.Option(2, min=1, help="Checkpoints kept (the newest)."),
     head: str = typer.Option("full", help="full, or numeric: output layer over LLMTIME tokens only."),
     device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
     dtype: str = typer.Option("auto", help="auto (bf16 on capable GPUs, else fp32), float32, bfloat16."),
@@ -105,6 +107,7 @@ def finetune(
             val_series=val_series,
             eval_every=eval_every,
             save_every=save_every,
+            keep_checkpoints=keep_checkpoints,
             head=head,
             device=device,
             dtype=dtype,
@@ -125,6 +128,8 @@ def finetune(
     progress, on_progress = _progress(cfg, lg.budget(), show)
 
     def on_plan(p) -> None:
+        for note in p.notes:  # e.g. a corrupt newest checkpoint: say which one is used instead
+            print(f"lvtime: warning: {note}", file=sys.stderr)
         if show:
             _print_plan(p, brief=True)
             progress.start()  # only once the plan stands: errors before it print alone
@@ -141,7 +146,7 @@ def finetune(
             label=label,
         )
     finally:
-        if progress:
+        if progress and progress.live.is_started:
             progress.stop()
     if not main_rank:
         return
