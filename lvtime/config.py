@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lvtime import __version__
 from lvtime.data import DEFAULT_DATA_FILE
+from lvtime.references import NAMES as REFERENCES
 
 # Unknown option names are refused (a typo must not silently run the default), and so
 # are NaN and infinities (``--lr inf`` would train to non-finite weights).
@@ -107,6 +108,10 @@ class ForecastSettings(BaseModel):
     convention: Literal["coursework", "exact", "2mnk"] = "coursework"
     out: str | None = None
     plot_series: int = Field(4, ge=0, description="PNGs for this many series.")
+    references: list[Literal[REFERENCES]] = Field(
+        default_factory=lambda: list(REFERENCES),
+        description="Reference forecasts scored beside the model (ode: the physical limit).",
+    )
 
 
 def _git_commit() -> str | None:

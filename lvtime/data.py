@@ -172,9 +172,15 @@ def select_series(
 
 # --- simulation ---------------------------------------------------------------------
 
-# Parameter ranges, drawn uniformly per series. Chosen so that values stay roughly in
-# 0-14 from initial conditions near 1, and so that both sustained oscillations and
-# series that settle to a fixed point appear.
+# Parameter ranges, drawn uniformly per series, in two sets.
+#
+# "study" (the default) imitates the study's data: Rosenzweig-MacArthur series whose
+# dominant period is about 20 steps of t in [0, 200] with 100 points (autocorrelation
+# of the first 50 steps), prey mostly 0-12 (median ~1.2), predator mostly 0-5. It is
+# the "fast" set slowed 2.5x in time (rates r, a, m x 0.4, handling time h / 0.4) with
+# K and e chosen to match the study's value ranges (docs/data.md has the numbers).
+# "fast" is lvtime's first set: periods of about 7-9 steps and larger predator swings;
+# measurements on it did not transfer to the study's data.
 LV_RANGES = {  # dx = a x - b x y ; dy = d x y - g y  (closed orbits: oscillates forever)
     "a": (0.4, 1.0),
     "b": (0.3, 0.7),
@@ -189,24 +195,34 @@ RM_RANGES = {  # dx = r x (1 - x/K) - a x y / (1 + a h x) ; dy = e a x y / (1 + 
     "e": (0.4, 1.0),
     "m": (0.2, 0.6),
 }
-DYNAMICS = ("mixed", "lotka-volterra", "rosenzweig-macarthur")
+STUDY_LV_RANGES = {k: (0.4 * lo, 0.4 * hi) for k, (lo, hi) in LV_RANGES.items()}
+STUDY_RM_RANGES = {
+    "r": (0.2, 0.6),
+    "K": (3.0, 12.0),
+    "a": (0.2, 0.6),
+    "h": (0.5, 2.5),
+    "e": (0.4, 0.9),
+    "m": (0.08, 0.24),
+}
+RANGES = {"study": (STUDY_LV_RANGES, STUDY_RM_RANGES), "fast": (LV_RANGES, RM_RANGES)}
+DYNAMICS = ("rosenzweig-macarthur", "lotka-volterra", "mixed")
 INITIAL_RANGE = (0.8, 1.2)
 MAX_SUBSTEPS = 100_000  # RK4 steps per series (~20 s for 1000 series on one core)
 LV_SHARE = 0.3  # of series in "mixed"
 
 
-def _lv(state: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
+def lv_rhs(state: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
     x, y = state[:, 0], state[:, 1]
     return np.stack([p["a"] * x - p["b"] * x * y, p["d"] * x * y - p["g"] * y], axis=1)
 
 
-def _rm(state: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
+def rm_rhs(state: np.ndarray, p: dict[str, np.ndarray]) -> np.ndarray:
     x, y = state[:, 0], state[:, 1]
     predation = p["a"] * x * y / (1.0 + p["a"] * p["h"] * x)
     return np.stack([p["r"] * x * (1.0 - x / p["K"]) - predation, p["e"] * predation - p["m"] * y], axis=1)
 
 
-def _rk4(f, state, params, t_out: np.ndarray, max_step: float) -> np.ndarray:
+def rk4(f, state, params, t_out: np.ndarray, max_step: float) -> np.ndarray:
     """Classic RK4, vectorised over series, with equal sub-steps of at most ``max_step``
     between output times (0.1 keeps the LV invariant to ~1e-6 over t = 200)."""
     out = np.empty((state.shape[0], len(t_out), 2))
@@ -229,19 +245,23 @@ def simulate(
     points: int = 100,
     t_max: float = 200.0,
     seed: int = 0,
-    dynamics: str = "mixed",
+    dynamics: str = "rosenzweig-macarthur",
     max_step: float = 0.1,
+    ranges: str = "study",
 ) -> Dataset:
     """Simulate ``n`` series at ``points`` times in ``[0, t_max]``.
 
-    ``mixed`` draws classic Lotka-Volterra for 30% of the series and
-    Rosenzweig-MacArthur (which settles for about a third of its draws) for the rest,
-    so both oscillating and settling series appear; parameters come from
-    :data:`LV_RANGES` / :data:`RM_RANGES`, initial prey and predator from
+    ``rosenzweig-macarthur`` (the study's model; about a third of its draws settle to a
+    fixed point, the rest oscillate), ``lotka-volterra`` (closed orbits), or ``mixed``
+    (Lotka-Volterra for 30% of the series). Parameters come from the ``ranges`` set
+    (:data:`RANGES`: ``study`` or ``fast``), initial prey and predator from
     :data:`INITIAL_RANGE`. Same arguments, same array.
     """
     if dynamics not in DYNAMICS:
         raise UsageError(f"unknown dynamics {dynamics!r} (use one of {', '.join(DYNAMICS)})")
+    if ranges not in RANGES:
+        raise UsageError(f"unknown parameter ranges {ranges!r} (use one of {', '.join(RANGES)})")
+    lv_ranges, rm_ranges = RANGES[ranges]
     if n < 1 or points < 2 or not (np.isfinite(t_max) and t_max > 0) or not max_step > 0:
         raise UsageError("need --n >= 1, --points >= 2 and a finite --t-max > 0")
     if t_max / max_step > MAX_SUBSTEPS:
@@ -252,17 +272,17 @@ def simulate(
     rng = np.random.default_rng(seed)
     time = np.linspace(0.0, t_max, points)
     init = rng.uniform(*INITIAL_RANGE, size=(n, 2))
-    lv_params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in LV_RANGES.items()}
-    rm_params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in RM_RANGES.items()}
+    lv_params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in lv_ranges.items()}
+    rm_params = {k: rng.uniform(lo, hi, n) for k, (lo, hi) in rm_ranges.items()}
     if dynamics == "mixed":
         use_lv = rng.random(n) < LV_SHARE
     else:
         use_lv = np.full(n, dynamics == "lotka-volterra")
     traj = np.empty((n, points, 2))
-    for mask, f, params in ((use_lv, _lv, lv_params), (~use_lv, _rm, rm_params)):
+    for mask, f, params in ((use_lv, lv_rhs, lv_params), (~use_lv, rm_rhs, rm_params)):
         if mask.any():
             sub = {k: v[mask] for k, v in params.items()}
-            traj[mask] = _rk4(f, init[mask], sub, time, max_step)
+            traj[mask] = rk4(f, init[mask], sub, time, max_step)
     # Populations are positive in exact arithmetic; clip the rare -1e-12 from rounding.
     traj = np.maximum(traj, 0.0)
     traj32 = traj.astype(np.float32)

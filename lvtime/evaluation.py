@@ -65,6 +65,7 @@ def plan(s: ForecastSettings, ledger: Ledger) -> dict:
         "estimate": cost,
         "budget": ledger.read().totals(),
         "dataset": ds,
+        "dt": time_step(ds),
         "architecture": arch,
     }
 
@@ -78,7 +79,7 @@ def run(
     on_plan=None,
 ) -> dict:
     """Forecast, score and (with ``out``) write results. Returns the JSON-able report."""
-    from lvtime import lora, metrics
+    from lvtime import lora, metrics, references
     from lvtime.forecasting import forecast
     from lvtime.models import load_model
 
@@ -92,6 +93,8 @@ def run(
     traj = p["dataset"].trajectories[idx]
     history = traj[:, : s.history]
     truth = traj[:, s.history : s.history + s.horizon]
+    # references cost no model FLOPs: computed first, so a failure among them spends nothing
+    refs, refs_info = references.compute(history, s.horizon, p["dt"], s.references)
     name = Path(s.adapter).parent.name if s.adapter else p["model"]
     with ledger.reservation(
         f"{kind} {name} ({p['n_series']} series)",
@@ -129,7 +132,7 @@ def run(
             on_batch,
         )
         reservation.spent = result.flops
-        scores = metrics.evaluate(result.forecast, truth, history)
+        scores = metrics.evaluate(result.forecast, truth, history, refs, result.samples)
         report = {
             "kind": kind,
             "model": p["model"],
@@ -144,13 +147,42 @@ def run(
             "budget_fraction": result.flops / ledger.budget(),
             "ledger_entry": reservation.id,
             "metrics": {name: v["aggregate"] for name, v in scores.items()},
+            "references": refs_info,
+            "gap": gap(scores),
         }
         if out:
-            write_results(out, report, result, history, truth, scores, s)
+            write_results(out, report, result, history, truth, scores, s, refs)
             report["out"] = str(out)
     report["_per_series"] = scores
     report["_result"] = result
     return report
+
+
+def time_step(ds) -> float:
+    """The dataset's time step (the ODE reference integrates in the data's time units)."""
+    steps = np.diff(ds.time)
+    if steps.size == 0 or not np.allclose(steps, steps[0], rtol=1e-6) or steps[0] <= 0:
+        raise UsageError(f"{ds.path}: /time is not evenly spaced and increasing; the ODE reference needs it")
+    return float(steps[0])
+
+
+def gap(scores: dict) -> dict:
+    """The model's median MASE (mean over species) beside the best naive reference's
+    and the ODE limit's: how far the model is from each, at one glance."""
+
+    def mase(name: str) -> float:
+        agg = scores[name]["aggregate"]
+        return float(np.mean([agg[sp]["mase"]["median"] for sp in ("prey", "predator")]))
+
+    naive = {k: mase(k) for k in scores if k not in ("model", "ode")}
+    best = min(naive, key=naive.get) if naive else None
+    return {
+        "metric": "median MASE, mean of prey and predator",
+        "model": mase("model"),
+        "best_reference": best,
+        "best_reference_score": naive.get(best),
+        "ode_limit": mase("ode") if "ode" in scores else None,
+    }
 
 
 def check_out_dir(s: ForecastSettings, ledger: Ledger) -> Path | None:
@@ -168,20 +200,22 @@ def check_out_dir(s: ForecastSettings, ledger: Ledger) -> Path | None:
     return out
 
 
-def write_results(out: Path, report: dict, result, history, truth, scores, s: ForecastSettings) -> None:
-    from lvtime import plots
+def write_results(out: Path, report: dict, result, history, truth, scores, s: ForecastSettings, refs: dict) -> None:
+    from lvtime import metrics, plots
 
     doc = {**report, "settings": s.model_dump(), **provenance()}
     (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
     with open(out / "per_series.csv", "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["series", "alpha", "forecaster", "species", "mse", "mae", "r2", "mase"])
+        columns = (*metrics.METRICS, *metrics.SAMPLE_METRICS)
+        w.writerow(["series", "alpha", "forecaster", "species", *columns])
         for i, series in enumerate(result.series.tolist()):
             for name, v in scores.items():
-                for sp, species in enumerate(("prey", "predator")):
+                for sp, species in enumerate(metrics.SPECIES):
+                    values = [v["per_series"][m][i, sp] if m in v["per_series"] else None for m in columns]
                     w.writerow(
                         [series, f"{result.alphas[i]:.6g}", name, species]
-                        + [f"{v['per_series'][m][i, sp]:.6g}" for m in ("mse", "mae", "r2", "mase")]
+                        + ["" if x is None else f"{x:.6g}" for x in values]
                     )
     np.savez_compressed(
         out / "forecasts.npz",
@@ -190,6 +224,7 @@ def write_results(out: Path, report: dict, result, history, truth, scores, s: Fo
         history=history,
         truth=truth,
         forecast=result.forecast,
+        **{f"reference_{name}": f for name, f in refs.items()},
         low=result.low,
         high=result.high,
         samples=result.samples,
@@ -205,5 +240,6 @@ def write_results(out: Path, report: dict, result, history, truth, scores, s: Fo
             result.low[i],
             result.high[i],
             f"series {n} ({report['kind']})",
+            {name: f[i] for name, f in refs.items()},
         )
     plots.summary_figure(out / "summary.png", {k: v["per_series"]["mae"] for k, v in scores.items()})

@@ -9,17 +9,23 @@ For a forecast ``f`` of truth ``y`` over the horizon, and the series' history ``
   forecast's one-step error in the history (Hyndman & Koehler, 2006); NaN when the
   history is constant.
 
+With several samples per series the model also gets CRPS (from the samples), the
+coverage of its 10-90% band and the band's mean width (:func:`sample_scores`).
+
 Aggregates are the mean and the median over series, ignoring NaN. Reference
-forecasts (last value, linear extrapolation) are scored the same way so that users
-see what the model adds.
+forecasts (:mod:`lvtime.references`) are scored the same way so that users see what
+the model adds, and how far it is from the limit.
 """
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 
 SPECIES = ("prey", "predator")
 METRICS = ("mse", "mae", "r2", "mase")
+SAMPLE_METRICS = ("crps", "coverage", "width")
 
 
 def per_series(forecast: np.ndarray, truth: np.ndarray, history: np.ndarray) -> dict[str, np.ndarray]:
@@ -42,7 +48,7 @@ def aggregate(metrics: dict[str, np.ndarray]) -> dict[str, dict[str, dict[str, f
     out: dict = {}
     for s, name in enumerate(SPECIES):
         out[name] = {}
-        for m in METRICS:
+        for m in metrics:
             col = metrics[m][:, s]
             ok = col[np.isfinite(col)]
             out[name][m] = {
@@ -53,37 +59,43 @@ def aggregate(metrics: dict[str, np.ndarray]) -> dict[str, dict[str, dict[str, f
     return out
 
 
-def last_value(history: np.ndarray, horizon: int) -> np.ndarray:
-    """Repeat each series' last observed value."""
-    return np.repeat(history[:, -1:, :], horizon, axis=1)
+def sample_scores(samples: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
+    """Probabilistic scores of ``samples (N, K, H, 2)`` against ``truth (N, H, 2)``,
+    each ``(N, 2)``: CRPS, coverage of the 10-90% band and its mean width.
+
+    CRPS = E|X - y| - E|X - X'| / 2 over the empirical distribution of the K samples,
+    averaged over the horizon (equal to the MAE for one sample). Steps a sample failed
+    to produce (NaN) are left out.
+    """
+    x = np.asarray(samples, dtype=np.float64)
+    y = np.asarray(truth, dtype=np.float64)[:, None]
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN steps give NaN, by design
+        spread = np.nanmean(np.abs(x[:, :, None] - x[:, None, :]), axis=(1, 2))  # (N, H, 2)
+        crps = np.nanmean(np.abs(x - y), axis=1) - 0.5 * spread
+        low, high = np.nanquantile(x, [0.1, 0.9], axis=1)
+        inside = (y[:, 0] >= low) & (y[:, 0] <= high)
+        return {
+            "crps": np.nanmean(crps, axis=1),
+            "coverage": np.mean(inside, axis=1),
+            "width": np.nanmean(high - low, axis=1),
+        }
 
 
-def linear(history: np.ndarray, horizon: int, window: int = 5) -> np.ndarray:
-    """Extend the least-squares line through the last ``window`` steps; clipped at 0."""
-    h = np.asarray(history, dtype=np.float64)
-    w = min(window, h.shape[1])
-    t = np.arange(w, dtype=np.float64)
-    tail = h[:, -w:, :]
-    if w == 1:
-        return last_value(h, horizon)
-    t_mean = t.mean()
-    slope = np.sum((t - t_mean)[None, :, None] * (tail - tail.mean(axis=1, keepdims=True)), axis=1)
-    slope /= np.sum((t - t_mean) ** 2)
-    intercept = tail.mean(axis=1) - slope * t_mean
-    future = np.arange(w, w + horizon, dtype=np.float64)
-    pred = intercept[:, None, :] + slope[:, None, :] * future[None, :, None]
-    return np.maximum(pred, 0.0)
-
-
-def evaluate(forecast: np.ndarray, truth: np.ndarray, history: np.ndarray) -> dict:
-    """Per-series metrics and aggregates for the model and the reference forecasts."""
-    horizon = truth.shape[1]
+def evaluate(
+    forecast: np.ndarray,
+    truth: np.ndarray,
+    history: np.ndarray,
+    references: dict[str, np.ndarray] | None = None,
+    samples: np.ndarray | None = None,
+) -> dict:
+    """Per-series metrics and aggregates for the model and each reference forecast;
+    with ``samples`` (more than one per series) the model also gets CRPS, coverage
+    and band width."""
     result = {}
-    for name, f in (
-        ("model", forecast),
-        ("last_value", last_value(history, horizon)),
-        ("linear", linear(history, horizon)),
-    ):
+    for name, f in {"model": forecast, **(references or {})}.items():
         per = per_series(f, truth, history)
+        if name == "model" and samples is not None and samples.shape[1] > 1:
+            per.update(sample_scores(samples, truth))
         result[name] = {"per_series": per, "aggregate": aggregate(per)}
     return result

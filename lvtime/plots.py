@@ -51,8 +51,10 @@ def forecast_figure(
     low: np.ndarray | None = None,
     high: np.ndarray | None = None,
     title: str = "",
+    references: dict[str, np.ndarray] | None = None,
 ) -> Path | None:
-    """History, truth, forecast and the 10-90% band for both species of one series."""
+    """History, truth, forecast, the 10-90% band and reference forecasts (thin lines)
+    for both species of one series."""
     plt = _pyplot()
     if plt is None:
         return None
@@ -62,6 +64,8 @@ def forecast_figure(
     for s, (ax, name) in enumerate(zip(axes, ("prey", "predator"), strict=True)):
         ax.plot(t_hist, history[:, s], color="black", label="history")
         ax.plot(t_fut, truth[:, s], color="black", ls="--", label="truth")
+        for k, (label, ref) in enumerate((references or {}).items()):
+            ax.plot(t_fut, ref[:, s], color=f"C{k + 2}", lw=0.8, alpha=0.8, label=label)
         ax.plot(t_fut, forecast[:, s], color="C1", label="forecast")
         if low is not None and high is not None and not np.allclose(low, high, equal_nan=True):
             ax.fill_between(t_fut, low[:, s], high[:, s], color="C1", alpha=0.25, label="10-90%")

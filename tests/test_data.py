@@ -84,14 +84,29 @@ def test_simulate_layout_and_determinism(tmp_path):
 
 
 def test_simulate_has_oscillating_and_settling_series():
-    tr = data.simulate(n=200, seed=0).trajectories
-    late_std = tr[:, -20:].std(axis=1).max(axis=1)
-    assert (late_std < 0.02).sum() >= 20 and (late_std > 0.1).sum() >= 20
+    for ranges, dynamics in (("study", "rosenzweig-macarthur"), ("fast", "mixed")):
+        tr = data.simulate(n=200, seed=0, ranges=ranges, dynamics=dynamics).trajectories
+        late_std = tr[:, -20:].std(axis=1).max(axis=1)
+        assert (late_std < 0.02).sum() >= 20 and (late_std > 0.1).sum() >= 20
+
+
+def test_default_simulation_looks_like_the_study_data():
+    """Dominant period ~20 steps over the first 50 (the study's), not ~8 (the fast set)."""
+    from lvtime.references import dominant_period
+
+    def median_period(ds):
+        p = dominant_period(ds.trajectories[:, :50])
+        return np.median(p[p > 0])
+
+    study = data.simulate(n=200, seed=0)
+    assert 17 <= median_period(study) <= 24
+    assert median_period(data.simulate(n=200, seed=0, ranges="fast", dynamics="mixed")) <= 10
+    assert 0.8 <= np.median(study.trajectories[..., 0]) <= 2.0
 
 
 def test_rk4_matches_the_lotka_volterra_invariant():
     # Classic LV conserves V = d x - g ln x + b y - a ln y; RK4 with sub-steps must keep it.
-    ds = data.simulate(n=10, points=200, t_max=100, seed=2, dynamics="lotka-volterra")
+    ds = data.simulate(n=10, points=200, t_max=100, seed=2, dynamics="lotka-volterra", ranges="fast")
     rng = np.random.default_rng(2)
     rng.uniform(size=(10, 2))
     p = {k: rng.uniform(lo, hi, 10) for k, (lo, hi) in data.LV_RANGES.items()}

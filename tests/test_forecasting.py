@@ -129,9 +129,12 @@ def test_run_writes_results_and_ledger(tmp_path, small_h5):
     out = tmp_path / "out"
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["n_series"] == 4 and doc["parse_failures"] == 0
-    assert set(doc["metrics"]) == {"model", "last_value", "linear"}
+    assert set(doc["metrics"]) == {"model", "last_value", "linear", "seasonal", "ode"}
+    assert doc["gap"]["model"] > 0 and doc["gap"]["best_reference"] in ("last_value", "linear", "seasonal")
+    assert sum(doc["references"]["ode"]["models"].values()) == 4
     npz = np.load(out / "forecasts.npz")
     assert npz["forecast"].shape == (4, 5, 2) and npz["history"].shape == (4, 20, 2)
-    assert len((out / "per_series.csv").read_text().splitlines()) == 1 + 4 * 3 * 2
+    assert npz["reference_ode"].shape == (4, 5, 2)
+    assert len((out / "per_series.csv").read_text().splitlines()) == 1 + 4 * 5 * 2
     pytest.importorskip("matplotlib")
     assert (out / "summary.png").exists() and len(list(out.glob("series-*.png"))) == 1

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from lvtime import metrics
+from lvtime import metrics, references
 
 
 def test_hand_computed_metrics():
@@ -32,9 +32,31 @@ def test_perfect_forecast_and_aggregates():
 
 def test_reference_forecasts():
     history = np.array([[[1.0, 5.0], [2.0, 4.0], [3.0, 3.0], [4.0, 2.0]]])
-    assert metrics.last_value(history, 2).tolist() == [[[4.0, 2.0], [4.0, 2.0]]]
-    lin = metrics.linear(history, 3, window=4)
+    assert references.last_value(history, 2).tolist() == [[[4.0, 2.0], [4.0, 2.0]]]
+    lin = references.linear(history, 3, window=4)
     assert lin[0, :, 0].tolist() == pytest.approx([5.0, 6.0, 7.0])
     assert lin[0, :, 1].tolist() == pytest.approx([1.0, 0.0, 0.0])  # clipped at zero
-    result = metrics.evaluate(lin, lin, history)
-    assert set(result) == {"model", "last_value", "linear"}
+    result = metrics.evaluate(lin, lin, history, {"linear": lin})
+    assert set(result) == {"model", "linear"}
+    assert "crps" not in result["model"]["per_series"]  # one forecast: no sample scores
+
+
+def test_crps_is_the_mae_for_one_sample_and_matches_a_hand_value_for_two():
+    rng = np.random.default_rng(1)
+    truth = rng.uniform(0, 3, (4, 6, 2))
+    one = rng.uniform(0, 3, (4, 1, 6, 2))
+    np.testing.assert_allclose(metrics.sample_scores(one, truth)["crps"], np.abs(one[:, 0] - truth).mean(axis=1))
+    # samples 1 and 3, truth 2: E|X-y| = 1, E|X-X'| = (0+2+2+0)/4 = 1, CRPS = 1 - 0.5 = 0.5
+    two = np.array([1.0, 3.0]).reshape(1, 2, 1, 1).repeat(2, axis=3)
+    scores = metrics.sample_scores(two, np.full((1, 1, 2), 2.0))
+    assert scores["crps"].tolist() == [[0.5, 0.5]]
+    assert scores["coverage"].tolist() == [[1.0, 1.0]]  # 2 lies inside [1.2, 2.8]
+    assert scores["width"][0, 0] == pytest.approx(1.6)
+
+
+def test_sample_scores_appear_with_several_samples():
+    rng = np.random.default_rng(2)
+    truth, history = rng.uniform(0, 3, (3, 5, 2)), rng.uniform(0, 3, (3, 8, 2))
+    samples = rng.uniform(0, 3, (3, 4, 5, 2))
+    result = metrics.evaluate(np.median(samples, axis=1), truth, history, samples=samples)
+    assert {"crps", "coverage", "width"} <= set(result["model"]["aggregate"]["prey"])

@@ -19,7 +19,12 @@ def simulate(
     points: int = typer.Option(100, min=2, help="Timesteps per series."),
     t_max: float = typer.Option(200.0, help="Time span: steps are linspace(0, t_max, points)."),
     seed: int = typer.Option(0, help="Random seed (parameters and initial conditions)."),
-    dynamics: str = typer.Option("mixed", help="mixed, lotka-volterra or rosenzweig-macarthur (see docs/data.md)."),
+    dynamics: str = typer.Option(
+        "rosenzweig-macarthur", help="rosenzweig-macarthur (the study's), lotka-volterra or mixed (docs/data.md)."
+    ),
+    ranges: str = typer.Option(
+        "study", help="Parameter ranges: study (period ~20 steps, like the study's data) or fast (period ~8)."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
@@ -27,7 +32,7 @@ def simulate(
     from lvtime import data
 
     data.check_writable(out, force)  # refuse before spending time on the simulation
-    ds = data.simulate(n=n, points=points, t_max=t_max, seed=seed, dynamics=dynamics)
+    ds = data.simulate(n=n, points=points, t_max=t_max, seed=seed, dynamics=dynamics, ranges=ranges)
     data.save_dataset(out, ds, force=force)
     summary = {
         "path": str(out),
@@ -36,6 +41,7 @@ def simulate(
         "t_max": t_max,
         "seed": seed,
         "dynamics": dynamics,
+        "ranges": ranges,
         "min": float(ds.trajectories.min()),
         "max": float(ds.trajectories.max()),
     }

@@ -36,6 +36,11 @@ def _options():
         convention=typer.Option("coursework", help="FLOP counting convention."),
         out=typer.Option(None, "--out", "-o", help="Write metrics.json, per_series.csv, forecasts.npz, PNGs."),
         plot_series=typer.Option(4, min=0, help="PNGs for this many series (plot extra)."),
+        references=typer.Option(
+            "last_value,linear,seasonal,ode",
+            help="Reference forecasts scored beside the model, comma-separated, or none. "
+            "ode fits the predator-prey equations to each history: the physical limit.",
+        ),
         dry_run=typer.Option(False, "--dry-run", help="Print the plan and cost; load no weights."),
         allow_over_budget=typer.Option(False, "--allow-over-budget"),
         ledger=typer.Option(None, "--ledger", help=LEDGER_HELP),
@@ -67,6 +72,7 @@ def baseline(
     convention: str = _O["convention"],
     out: Path = _O["out"],
     plot_series: int = _O["plot_series"],
+    references: str = _O["references"],
     dry_run: bool = _O["dry_run"],
     allow_over_budget: bool = _O["allow_over_budget"],
     ledger: Path = _O["ledger"],
@@ -102,6 +108,7 @@ def forecast(
     convention: str = _O["convention"],
     out: Path = _O["out"],
     plot_series: int = _O["plot_series"],
+    references: str = _O["references"],
     dry_run: bool = _O["dry_run"],
     allow_over_budget: bool = _O["allow_over_budget"],
     ledger: Path = _O["ledger"],
@@ -144,6 +151,7 @@ def _run(args: dict, adapter: str | None) -> None:
         convention=args["convention"],
         out=str(args["out"]) if args["out"] else None,
         plot_series=args["plot_series"],
+        references=[] if args["references"].strip() == "none" else [r for r in args["references"].split(",") if r],
     )
     as_json = args["as_json"]
     if args["dry_run"]:
@@ -196,26 +204,43 @@ def _run(args: dict, adapter: str | None) -> None:
     _print_report(report, lg.budget())
 
 
+LABELS = {"ode": "ode (limit)"}
+
+
+def _num(x: float) -> str:
+    return f"{x:.3g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+
+
 def _print_report(report: dict, budget: float) -> None:
     from rich.table import Table
 
+    sampled = "crps" in report["metrics"]["model"]["prey"]
+    columns = ["mae", "r2", "mase"] + (["crps", "coverage", "width"] if sampled else [])
+    headers = {"mae": "MAE", "r2": "R²", "mase": "MASE", "crps": "CRPS", "coverage": "cover", "width": "width"}
     table = Table(
         "species",
         "forecaster",
-        "MSE",
-        "MAE",
-        "R²",
-        "MASE",
-        title=f"{report['kind']}: {report['n_series']} series, {report['horizon']} steps (mean / median over series)",
+        *(headers[c] for c in columns),
+        title=f"{report['kind']}: {report['n_series']} series, {report['horizon']} steps "
+        "(median over series; means and MSE in --json / metrics.json)",
     )
     for species in ("prey", "predator"):
         for name, agg in report["metrics"].items():
             a = agg[species]
-            table.add_row(
-                species, name, *(f"{a[m]['mean']:.3g} / {a[m]['median']:.3g}" for m in ("mse", "mae", "r2", "mase"))
-            )
+            cells = (_num(a[m]["median"]) if m in a else "" for m in columns)
+            table.add_row(species, LABELS.get(name, name), *cells)
         table.add_section()
     console.print(table)
+    g = report["gap"]
+    line = f"median MASE (mean of species): model {g['model']:.3g}"
+    if g["best_reference"]:
+        line += f", best reference {g['best_reference']} {g['best_reference_score']:.3g}"
+    if g["ode_limit"] is not None:
+        fallbacks = report["references"]["ode"]["fallbacks"]
+        line += f", ODE limit {g['ode_limit']:.3g}" + (
+            f" ({fallbacks} fits fell back to last value)" if fallbacks else ""
+        )
+    console.print(line)
     console.print(
         f"parse failures: {report['parse_failures']}; spent {flops_str(report['flops'])} FLOPs "
         f"({pct(report['flops'], budget)} of budget; reserved {flops_str(report['flops_estimate'])})"

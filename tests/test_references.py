@@ -1,0 +1,63 @@
+"""Reference forecasts: the ODE fit at the physical limit, seasonal naive, fallbacks."""
+
+import numpy as np
+import pytest
+
+from lvtime import data, metrics, references
+
+
+def _one_series(dynamics, params, points=100, t_max=200.0):
+    """A noise-free series with known parameters (lvtime's own RK4)."""
+    times = np.linspace(0, t_max, points)
+    rhs = data.rm_rhs if dynamics == "rosenzweig-macarthur" else data.lv_rhs
+    p = {k: np.array([v]) for k, v in params.items()}
+    return data.rk4(rhs, np.array([[1.0, 1.0]]), p, times, 0.05), times[1] - times[0]
+
+
+RM_TRUE = {"r": 0.4, "K": 6.0, "a": 0.4, "h": 1.2, "e": 0.6, "m": 0.15}
+LV_TRUE = {"a": 0.3, "b": 0.2, "d": 0.15, "g": 0.3}
+
+
+@pytest.mark.parametrize("dynamics, true", [("rosenzweig-macarthur", RM_TRUE), ("lotka-volterra", LV_TRUE)])
+def test_ode_fit_recovers_parameters_and_forecasts(dynamics, true):
+    series, dt = _one_series(dynamics, true)
+    history, truth = series[:, :50], series[:, 50:]
+    model = next(m for m in references.MODELS if m.name == dynamics)
+    theta, rmse = references.fit_ode(model, history, np.arange(50) * dt)
+    fitted = {k: float(v[0]) for k, v in model.unpack(theta).items()}
+    assert fitted == pytest.approx(true, rel=0.02)
+    assert rmse[0] < 1e-3
+    result = references.ode(history, 50, dt)
+    assert result.model == [dynamics] and result.fallbacks == 0
+    r2 = metrics.per_series(result.forecast, truth, history)["r2"]
+    assert (r2 > 0.99).all()
+
+
+def test_ode_falls_back_on_a_series_it_cannot_fit_and_counts_it():
+    noise = np.random.default_rng(0).uniform(0.5, 3.0, (1, 50, 2))
+    good, dt = _one_series("rosenzweig-macarthur", RM_TRUE)
+    history = np.concatenate([noise, good[:, :50]])
+    result = references.ode(history, 10, dt)
+    assert result.fallbacks == 1 and result.model[0] == "fallback"
+    np.testing.assert_array_equal(result.forecast[0], references.last_value(noise, 10)[0])
+    forecasts, info = references.compute(history, 10, dt, ["ode", "last_value"])
+    assert info["ode"]["fallbacks"] == 1 and set(forecasts) == {"ode", "last_value"}
+
+
+def test_seasonal_repeats_the_last_cycle_of_the_dominant_period():
+    t = np.arange(60)
+    wave = 2 + np.sin(2 * np.pi * t / 12)
+    series = np.stack([wave, 2 + np.cos(2 * np.pi * t / 12)], -1)[None]
+    assert references.dominant_period(series[:, :48]).tolist() == [12]
+    forecast = references.seasonal(series[:, :48], 12)
+    np.testing.assert_allclose(forecast, series[:, 48:], atol=1e-12)
+    flat = np.ones((1, 48, 2))
+    assert references.dominant_period(flat).tolist() == [0]
+    np.testing.assert_array_equal(references.seasonal(flat, 3), np.ones((1, 3, 2)))
+
+
+def test_unknown_reference_is_a_usage_error():
+    from lvtime.errors import UsageError
+
+    with pytest.raises(UsageError, match="unknown reference"):
+        references.compute(np.ones((1, 5, 2)), 2, 1.0, ["oracle"])
