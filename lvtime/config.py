@@ -53,6 +53,17 @@ class FinetuneConfig(BaseModel):
     # Data
     decimals: int = Field(2, ge=0, le=8)
     alpha_mode: Literal["per-series", "global"] = "per-series"
+    alpha_from: Literal["series", "history"] = Field(
+        "series",
+        description="Per-series alpha from all steps (series) or, like a forecast prompt, from the first "
+        "--history steps (history).",
+    )
+    history: int = Field(50, ge=1, description="Prompt length the forecasts use (for --alpha-from history).")
+    window_starts: Literal["tokens", "steps"] = Field(
+        "tokens",
+        description="Training windows start every context/2 tokens (tokens) or at the nearest time-step "
+        "boundary, one at each series' start (steps), as forecast prompts do.",
+    )
     split_scheme: Literal["ordered", "random"] = "ordered"
     train_series: int | None = Field(None, ge=1, description="Use only the first N training series.")
     val_series: int | None = Field(None, ge=1, description="Use only the first N validation series.")

@@ -77,6 +77,7 @@ def run(
     on_batch=None,
     kind: str | None = None,
     on_plan=None,
+    label: str | None = None,
 ) -> dict:
     """Forecast, score and (with ``out``) write results. Returns the JSON-able report."""
     from lvtime import lora, metrics, references
@@ -97,7 +98,7 @@ def run(
     refs, refs_info = references.compute(history, s.horizon, p["dt"], s.references)
     name = Path(s.adapter).parent.name if s.adapter else p["model"]
     with ledger.reservation(
-        f"{kind} {name} ({p['n_series']} series)",
+        label or f"{kind} {name} ({p['n_series']} series)",
         p["estimate"],
         kind=kind,
         config={**s.model_dump(mode="json"), "model": p["model"]},

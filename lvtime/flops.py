@@ -329,13 +329,15 @@ def generate_flops(
     convention: str = "coursework",
     head_vocab: int | None = None,
     lora: LoraSpec | None = None,
+    samples: int = 1,
 ) -> dict[str, float]:
     """Prefill of ``prompt_len`` tokens, then KV-cached decoding to ``new_tokens`` tokens.
 
     The prefill computes logits for its last position only and yields the first new
     token; each of the remaining ``new_tokens - 1`` tokens is fed back as a one-token
-    pass attending over the cache (``prompt_len + k`` keys for the k-th). Returns
-    ``{"prefill", "decode", "total"}``.
+    pass attending over the cache (``prompt_len + k`` keys for the k-th). With
+    ``samples`` > 1 each of the ``batch`` prompts is prefilled once and its cache
+    expanded to ``samples`` rows, which then decode. Returns ``{"prefill", "decode", "total"}``.
     """
     if new_tokens < 0 or prompt_len < 1:
         from lvtime.errors import UsageError
@@ -349,7 +351,7 @@ def generate_flops(
         # A one-token pass costs a + b*L (affine in the cache length L), so the sum
         # over L = P+1 .. P+steps equals steps x the cost at the mean length.
         mean_len = prompt_len + (steps + 1) / 2
-        decode = steps * total(forward_flops(arch, 1, batch, context=mean_len, **kw))
+        decode = steps * total(forward_flops(arch, 1, batch * samples, context=mean_len, **kw))
     return {"prefill": prefill, "decode": decode, "total": prefill + decode}
 
 

@@ -12,7 +12,8 @@ be chosen, the output layer is evaluated for those tokens only: the same argmax 
 the same renormalised sampling distribution, at a fraction of the cost.
 
 Batching: series are sorted by prompt length, left-padded, and decoded together
-with a KV cache; a batch stops as soon as all its sequences are complete. The cost of
+with a KV cache; a batch stops as soon as all its sequences are complete. With K
+samples per series, each prompt is prefilled once and its cache expanded to K rows. The cost of
 each batch is known up to its stopping point: the estimate reserved in the ledger
 assumes every number uses ``int_digits`` digits (an upper bound); what is recorded
 is the exact cost of the tokens processed.
@@ -148,9 +149,11 @@ def generate_batch(
     top_p: float = 1.0,
     generator: torch.Generator | None = None,
     pad_id: int = 0,
+    samples: int = 1,
 ) -> tuple[list[list[int]], int, int]:
-    """Decode one left-padded batch. Returns (column sequences, padded prompt length,
-    decoded tokens fed back)."""
+    """Decode one left-padded batch of prompts, ``samples`` sequences per prompt (the
+    prompt is prefilled once and its KV cache expanded). Returns (column sequences,
+    prompt-major then sample; padded prompt length; decoded tokens fed back)."""
     device = model.device
     b = len(prompts)
     p_len = max(len(p) for p in prompts)
@@ -166,13 +169,16 @@ def generate_batch(
     # transformers 5 renamed the KV-cache argument and output field from past_key_values
     cache_kw = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
     out = base(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
-    hidden = out.last_hidden_state[:, -1]
+    logits = out.last_hidden_state[:, -1] @ head.t()
+    cache = out.get(cache_kw)
+    if samples > 1:  # K rows per prompt from one prefill
+        cache.batch_repeat_interleave(samples)
+        logits, attn, pos = (t.repeat_interleave(samples, 0) for t in (logits, attn, pos))
+        b *= samples
     grammar = Grammar(b, horizon, decimals, int_digits, device)
     cols: list[torch.Tensor] = []
-    cache = out.get(cache_kw)
     fed_back = 0
     for _ in range(max_new_tokens(horizon, decimals, int_digits)):
-        logits = hidden @ head.t()
         col = _choose(logits, grammar.allowed(), temperature, top_p, generator)
         grammar.advance(col)
         cols.append(col)
@@ -183,7 +189,7 @@ def generate_batch(
         token = vocab.ids.to(device)[col][:, None]
         out = base(input_ids=token, attention_mask=attn, position_ids=pos, use_cache=True, **{cache_kw: cache})
         cache = out.get(cache_kw)
-        hidden = out.last_hidden_state[:, -1]
+        logits = out.last_hidden_state[:, -1] @ head.t()
         fed_back += 1
     seqs = torch.stack(cols, 1).cpu().tolist()
     return seqs, p_len, fed_back
@@ -206,7 +212,7 @@ class ForecastResult:
     texts: list[list[str]]  # (N, K)
     parse_failures: int
     flops: float
-    tokens_processed: int
+    tokens_processed: int  # prompt tokens prefilled + tokens fed back (benchmarks report tokens/s)
 
 
 def prompts_for(history: np.ndarray, tokenizer, decimals: int) -> tuple[list[list[int]], np.ndarray]:
@@ -226,11 +232,12 @@ def estimate(
     convention: str = "coursework",
 ) -> float:
     """Upper-bound FLOPs of forecasting: every number at ``int_digits`` digits."""
-    lens = sorted(np.repeat(prompt_lens, num_samples).tolist())
+    lens = sorted(prompt_lens)
     n_new = max_new_tokens(horizon, decimals, int_digits)
+    per_batch = series_per_batch(batch_size, num_samples)
     total = 0.0
-    for i in range(0, len(lens), batch_size):
-        chunk = lens[i : i + batch_size]
+    for i in range(0, len(lens), per_batch):
+        chunk = lens[i : i + per_batch]
         total += F.generate_flops(
             arch,
             max(chunk),
@@ -238,8 +245,14 @@ def estimate(
             len(chunk),
             convention=convention,
             head_vocab=llmtime.NUMERIC_HEAD_SIZE,
+            samples=num_samples,
         )["total"]
     return total
+
+
+def series_per_batch(batch_size: int, num_samples: int) -> int:
+    """Series decoded together: ``batch_size`` sequences, ``num_samples`` per series."""
+    return max(1, batch_size // num_samples)
 
 
 def forecast(
@@ -268,18 +281,17 @@ def forecast(
     vocab = Vocabulary.from_tokenizer(tokenizer)
     prompts, alphas = prompts_for(series[:, :history], tokenizer, decimals)
     n = len(prompts)
-    jobs = [(i, k) for i in range(n) for k in range(num_samples)]
-    jobs.sort(key=lambda j: len(prompts[j[0]]))  # similar lengths share a batch: less padding
+    order = sorted(range(n), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
+    per_batch = series_per_batch(batch_size, num_samples)
     gen = torch.Generator(device=model.device).manual_seed(seed) if temperature > 0 else None
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else vocab.ids[-1].item()
     texts = [["" for _ in range(num_samples)] for _ in range(n)]
-    flops = 0.0
-    tokens = 0
-    for start in range(0, len(jobs), batch_size):
-        chunk = jobs[start : start + batch_size]
+    flops, tokens = 0.0, 0
+    for start in range(0, n, per_batch):
+        chunk = order[start : start + per_batch]
         seqs, p_len, fed = generate_batch(
             model,
-            [prompts[i] for i, _ in chunk],
+            [prompts[i] for i in chunk],
             vocab,
             horizon,
             decimals,
@@ -288,9 +300,10 @@ def forecast(
             top_p,
             gen,
             pad,
+            num_samples,
         )
-        for (i, k), cols in zip(chunk, seqs, strict=True):
-            texts[i][k] = columns_to_text(cols)
+        for j, cols in enumerate(seqs):
+            texts[chunk[j // num_samples]][j % num_samples] = columns_to_text(cols)
         flops += F.generate_flops(
             arch,
             p_len,
@@ -298,10 +311,11 @@ def forecast(
             len(chunk),
             convention=convention,
             head_vocab=llmtime.NUMERIC_HEAD_SIZE,
+            samples=num_samples,
         )["total"]
-        tokens += len(chunk) * (p_len + fed)
+        tokens += len(chunk) * (p_len + num_samples * fed)
         if on_batch:
-            on_batch(len(chunk))
+            on_batch(len(chunk) * num_samples)
     samples = np.full((n, num_samples, horizon, 2), np.nan)
     failures = 0
     for i in range(n):

@@ -97,12 +97,15 @@ def summary_figure(path: Path, scores: dict[str, np.ndarray], metric: str = "mae
 
 
 def sweep_figures(sweep_dir: Path, rows: list[dict], keys: list[str]) -> list[Path]:
-    """``heatmap.png`` (rank x lr validation loss, when both are swept) and
-    ``curves.png`` (validation loss of every run against steps)."""
+    """``heatmap.png`` (rank x lr validation loss, when both are swept),
+    ``curves.png`` (validation loss of every run against steps) and, for a sweep
+    ranked by forecasts, ``forecast.png`` (forecast MASE against training FLOPs)."""
     plt = _pyplot()
     if plt is None or not rows:
         return []
     written = []
+    if any(r.get("forecast_mase") is not None for r in rows):
+        written.append(_forecast_figure(plt, sweep_dir / "forecast.png", rows))
     if "rank" in keys and "lr" in keys:
         ranks = sorted({r["rank"] for r in rows})
         lrs = sorted({r["lr"] for r in rows})
@@ -142,3 +145,27 @@ def sweep_figures(sweep_dir: Path, rows: list[dict], keys: list[str]) -> list[Pa
     plt.close(fig)
     written.append(sweep_dir / "curves.png")
     return written
+
+
+def _forecast_figure(plt, path: Path, rows: list[dict]) -> Path:
+    """Each run's forecast MASE against its training FLOPs, references as lines."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    done = [r for r in rows if r.get("forecast_mase") is not None]
+    ax.scatter([r["flops"] for r in done], [r["forecast_mase"] for r in done], color="C1", zorder=3)
+    for r in done:
+        ax.annotate(r["run"], (r["flops"], r["forecast_mase"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for key, label, style in (
+        ("best_reference_mase", "best naive reference", "--"),
+        ("ode_limit_mase", "ODE limit", ":"),
+    ):
+        values = [r[key] for r in done if r.get(key) is not None]
+        if values:
+            ax.axhline(float(np.median(values)), color="gray", ls=style, label=label)
+    ax.set(
+        xscale="log", xlabel="training FLOPs", ylabel="median MASE (mean of species)", title="forecast score per run"
+    )
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -41,6 +42,12 @@ class SweepConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     out: str = Field("runs/sweep", description="Sweep folder; one sub-folder per configuration.")
+    rank_by: Literal["val_loss", "forecast"] = Field(
+        "val_loss",
+        description="val_loss, or forecast: forecast validation series after each run and rank by "
+        "median MASE (mean of prey and predator).",
+    )
+    forecast_series: int = Field(20, ge=1, description="Validation series forecast per run with rank_by=forecast.")
     base: dict[str, Any] = Field(default_factory=dict, description="Finetune options kept fixed.")
     grid: dict[str, list[Any]] = Field(..., description="Finetune option -> values to try, in order.")
 
@@ -105,9 +112,47 @@ class PlannedRun:
     name: str
     values: dict[str, Any]  # the swept options
     config: FinetuneConfig
-    state: str  # done, resume, new
-    cost: float  # FLOPs still to spend
+    state: str  # done, resume, new, forecast (trained; its forecast is still to run)
+    cost: float  # FLOPs still to spend, training and (rank_by=forecast) forecasting
     planned: bool = True  # False: skipped by --fit-budget
+    forecast_cost: float = 0.0  # part of cost
+
+
+FORECAST_DIR = "forecast-val"  # inside each run folder, with rank_by=forecast
+
+
+def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
+    """The fixed validation forecast that ranks a run: the first ``forecast_series``
+    validation series, greedy, the run's ``history`` steps (at most half the series)
+    -> the next steps (at most 50)."""
+    from lvtime.config import ForecastSettings
+    from lvtime.data import load_dataset
+
+    points = load_dataset(cfg.data).n_points
+    history = min(cfg.history, points // 2)
+    return ForecastSettings(
+        data=cfg.data,
+        model=cfg.model,
+        adapter=str(Path(cfg.out) / "final"),
+        split="val",
+        limit=sweep.forecast_series,
+        history=history,
+        horizon=min(50, points - history),
+        decimals=cfg.decimals,
+        device=cfg.device,
+        dtype=cfg.dtype,
+        convention=cfg.convention,
+        out=str(Path(cfg.out) / FORECAST_DIR),
+        plot_series=0,
+    )
+
+
+def _forecast_cost(sweep: SweepConfig, cfg: FinetuneConfig, ledger: Ledger) -> float:
+    from lvtime import evaluation
+
+    # planned before the adapter exists: the merged adapter costs what the base model costs
+    s = forecast_settings(sweep, cfg).model_copy(update={"adapter": None})
+    return evaluation.plan(s, ledger)["estimate"]
 
 
 def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig]]:
@@ -138,12 +183,16 @@ def plan(sweep: SweepConfig, ledger: Ledger, fit_budget: bool = False) -> tuple[
     planned: list[PlannedRun] = []
     for name, values, cfg in expand(sweep):
         run_dir = Path(cfg.out)
+        forecast = 0.0
+        if sweep.rank_by == "forecast" and not (run_dir / FORECAST_DIR / "metrics.json").exists():
+            forecast = _forecast_cost(sweep, cfg, ledger)
         if (run_dir / "summary.json").exists() and (run_dir / "final").exists():
-            planned.append(PlannedRun(name, values, cfg, "done", 0.0))
+            planned.append(PlannedRun(name, values, cfg, "forecast" if forecast else "done", forecast, True, forecast))
             continue
         resume = bool(checkpoints.steps(run_dir))
         the_plan, _ = runs.plan(cfg, ledger, resume=resume)
-        planned.append(PlannedRun(name, values, cfg, "resume" if resume else "new", the_plan.estimate["total"]))
+        state = "resume" if resume else "new"
+        planned.append(PlannedRun(name, values, cfg, state, the_plan.estimate["total"] + forecast, True, forecast))
     totals = ledger.read().totals()
     room = totals["remaining"]
     if fit_budget:
@@ -193,42 +242,71 @@ def run(
             continue
         if on_run_start:
             on_run_start(p)
-        runs.finetune(
-            # a "new" run whose folder exists never reached a checkpoint: start it over
-            p.config,
-            resume=p.state == "resume",
-            force=p.state == "new",
-            ledger=ledger,
-            allow_over_budget=allow_over_budget,
-            on_progress=on_progress,
-            label=f"sweep {sweep_dir.name}: {p.name}",
-        )
+        if p.state != "forecast":
+            runs.finetune(
+                # a "new" run whose folder exists never reached a checkpoint: start it over
+                p.config,
+                resume=p.state == "resume",
+                force=p.state == "new",
+                ledger=ledger,
+                allow_over_budget=allow_over_budget,
+                on_progress=on_progress,
+                label=f"sweep {sweep_dir.name}: {p.name}",
+            )
+        if sweep.rank_by == "forecast":
+            _forecast_run(sweep, p, ledger, allow_over_budget)
     return collect(sweep, planned, ledger.budget())
 
 
+def _forecast_run(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_budget: bool) -> None:
+    from lvtime import evaluation
+
+    out = Path(p.config.out) / FORECAST_DIR
+    if out.exists():  # an earlier attempt stopped mid-way: its partial results are lvtime's own
+        folders.check_replaceable(out)
+        shutil.rmtree(out)
+    s = forecast_settings(sweep, p.config)
+    evaluation.run(
+        s, ledger, allow_over_budget, kind="forecast", label=f"sweep {Path(sweep.out).name}: {p.name} (forecast)"
+    )
+
+
 def collect(sweep: SweepConfig, planned: list[PlannedRun], budget: float) -> list[dict]:
-    """Results of the finished runs, best (lowest final validation loss) first; writes
-    results.csv, results.json, results.md and figures in the sweep folder."""
+    """Results of the finished runs, best first (lowest final validation loss, or with
+    rank_by=forecast lowest forecast MASE); writes results.csv, results.json,
+    results.md and figures in the sweep folder."""
     rows = []
     for p in planned:
         path = Path(p.config.out) / "summary.json"
         if not path.exists():
             continue
         s = json.loads(path.read_text())
-        rows.append(
-            {
-                "run": p.name,
-                **p.values,
-                "val_loss_0": s["val_loss_before"],
-                "val_loss": s["val_loss_after"],
-                "steps": s["steps"],
-                "flops": s["flops_total"],
-                "percent_budget": 100 * s["flops_total"] / budget,
-                "wall_s": s["wall_s"],
-                "out": p.config.out,
-            }
-        )
-    rows.sort(key=lambda r: (r["val_loss"] is None, r["val_loss"]))
+        row = {
+            "run": p.name,
+            **p.values,
+            "val_loss_0": s["val_loss_before"],
+            "val_loss": s["val_loss_after"],
+            "steps": s["steps"],
+            "flops": s["flops_total"],
+            "percent_budget": 100 * s["flops_total"] / budget,
+            "wall_s": s["wall_s"],
+            "out": p.config.out,
+        }
+        forecast = Path(p.config.out) / FORECAST_DIR / "metrics.json"
+        if sweep.rank_by == "forecast" and forecast.exists():
+            doc = json.loads(forecast.read_text())
+            gap = doc["gap"]
+            row.update(
+                forecast_mase=gap["model"],
+                forecast_r2_prey=doc["metrics"]["model"]["prey"]["r2"]["median"],
+                forecast_r2_predator=doc["metrics"]["model"]["predator"]["r2"]["median"],
+                best_reference=gap["best_reference"],
+                best_reference_mase=gap["best_reference_score"],
+                ode_limit_mase=gap["ode_limit"],
+            )
+        rows.append(row)
+    key = "forecast_mase" if sweep.rank_by == "forecast" else "val_loss"
+    rows.sort(key=lambda r: (r.get(key) is None, r.get(key)))
     write_results(Path(sweep.out), rows, list(sweep.grid))
     return rows
 
@@ -274,6 +352,8 @@ def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
             w.writeheader()
             w.writerows(rows)
     cols = ["run", *keys, "val_loss_0", "val_loss", "steps", "flops", "percent_budget", "wall_s"]
+    if rows and "forecast_mase" in rows[0]:
+        cols[-4:-4] = ["forecast_mase", "best_reference_mase", "ode_limit_mase"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = []

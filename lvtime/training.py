@@ -60,24 +60,47 @@ class Windows:
 
 
 def encode_series(
-    dataset: Dataset, indices: np.ndarray, tokenizer, decimals: int, alpha: float | None
+    dataset: Dataset, indices: np.ndarray, tokenizer, cfg: FinetuneConfig, alpha: float | None
 ) -> list[list[int]]:
-    """Token ids of each selected series' LLMTIME text."""
-    texts, _ = llmtime.encode_batch(dataset.trajectories[indices], alpha, decimals)
+    """Token ids of each selected series' LLMTIME text.
+
+    ``alpha`` (global) wins; else with ``alpha_from="history"`` each series is scaled
+    by the alpha of its first ``history`` steps, as its forecast prompt will be.
+    """
+    series = dataset.trajectories[indices]
+    if alpha is None and cfg.alpha_from == "history":
+        alpha = llmtime.compute_alpha(series[:, : cfg.history])
+    texts, _ = llmtime.encode_batch(series, alpha, cfg.decimals)
     return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
 
 
-def make_windows(seqs: list[list[int]], context: int, stride: int, pad_id: int) -> Windows:
-    """Cut each sequence into windows starting every ``stride`` tokens until one reaches
-    the end; pad the last one to ``context``."""
+def window_starts(seq: list[int], context: int, stride: int, step_sep: int | None = None) -> list[int]:
+    """Start positions of the windows over one token sequence.
+
+    Without ``step_sep``: every ``stride`` tokens until a window reaches the end. With
+    it (the ``;`` token id): the same, but each start moves back to the nearest time-step
+    boundary (just after a ``;``, or 0), so every window begins like a forecast prompt.
+    """
+    boundaries = [0] + [i + 1 for i, t in enumerate(seq) if t == step_sep] if step_sep is not None else None
+    starts = [0]
+    while starts[-1] + context < len(seq):
+        target = starts[-1] + stride
+        if boundaries is not None:
+            # the last boundary at or before target that still moves forward; else the next one
+            before = [b for b in boundaries if starts[-1] < b <= target]
+            after = [b for b in boundaries if b > target]
+            target = before[-1] if before else (after[0] if after else target)
+        starts.append(target)
+    return starts
+
+
+def make_windows(seqs: list[list[int]], context: int, stride: int, pad_id: int, step_sep: int | None = None) -> Windows:
+    """Cut each sequence into windows (see :func:`window_starts`); pad the last one to
+    ``context``."""
     rows: list[list[int]] = []
     for seq in seqs:
-        start = 0
-        while True:
+        for start in window_starts(seq, context, stride, step_sep):
             rows.append(seq[start : start + context])
-            if start + context >= len(seq):
-                break
-            start += stride
     ids = torch.full((len(rows), context), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), context), dtype=torch.long)
     for i, row in enumerate(rows):
@@ -113,13 +136,15 @@ def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingDa
     if cfg.alpha_mode == "global":
         alpha = llmtime.global_alpha(dataset.trajectories[splits["train"]])
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    train = make_windows(
-        encode_series(dataset, train_idx, tokenizer, cfg.decimals, alpha),
-        cfg.context,
-        max(cfg.context // 2, 1),
-        pad,
-    )
-    val = make_windows(encode_series(dataset, val_idx, tokenizer, cfg.decimals, alpha), cfg.context, cfg.context, pad)
+    sep = None
+    if cfg.window_starts == "steps":
+        from lvtime.tokenizer import llmtime_token_ids
+
+        sep = llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET)[llmtime.STEP_SEP]
+    train_seqs = encode_series(dataset, train_idx, tokenizer, cfg, alpha)
+    train = make_windows(train_seqs, cfg.context, max(cfg.context // 2, 1), pad, sep)
+    # validation windows do not overlap (stride = context; at most one step with --window-starts steps)
+    val = make_windows(encode_series(dataset, val_idx, tokenizer, cfg, alpha), cfg.context, cfg.context, pad, sep)
     return TrainingData(train, val, alpha)
 
 

@@ -138,3 +138,31 @@ def test_run_writes_results_and_ledger(tmp_path, small_h5):
     assert len((out / "per_series.csv").read_text().splitlines()) == 1 + 4 * 5 * 2
     pytest.importorskip("matplotlib")
     assert (out / "summary.png").exists() and len(list(out.glob("series-*.png"))) == 1
+
+
+def test_expanded_cache_gives_the_samples_of_separate_prefills(tiny, series):
+    prompts, _ = forecasting.prompts_for(series[:2, :20], tiny.tokenizer, 2)
+    vocab = forecasting.Vocabulary.from_tokenizer(tiny.tokenizer)
+    kw = dict(horizon=4, temperature=1.0, top_p=0.9, pad_id=0)
+    gen = torch.Generator().manual_seed(3)
+    expanded, _, _ = forecasting.generate_batch(tiny.model, prompts, vocab, generator=gen, samples=3, **kw)
+    gen = torch.Generator().manual_seed(3)
+    repeated = [p for p in prompts for _ in range(3)]
+    separate, _, _ = forecasting.generate_batch(tiny.model, repeated, vocab, generator=gen, **kw)
+    assert expanded == separate
+    assert len({tuple(s) for s in expanded}) > 2  # the samples do differ
+
+
+def test_sampled_cost_is_exact_with_one_prefill_per_series(series):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    eager = load_model("tiny-qwen2")
+    eager.model.set_attn_implementation("eager")
+    counter = FlopCounterMode(display=False)
+    with counter:
+        r = fc(eager, series, convention="2mnk", num_samples=3, temperature=1.0, batch_size=6)
+    assert r.flops == pytest.approx(counter.get_total_flops(), rel=0.01)
+    prompts, _ = forecasting.prompts_for(series[:, :20], eager.tokenizer, 2)
+    separate = forecasting.estimate(eager.architecture, [len(p) for p in prompts] * 3, 5, 2, 2, 6, 1, "2mnk")
+    shared = forecasting.estimate(eager.architecture, [len(p) for p in prompts], 5, 2, 2, 6, 3, "2mnk")
+    assert shared < separate  # the prompt is prefilled once per series, not once per sample

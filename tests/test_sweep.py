@@ -137,3 +137,22 @@ def test_set_validates_option_names(h5, tmp_path):
     assert r.exit_code == 2 and "--set" in r.output
     r = runner.invoke(app, ["sweep", str(h5), "--ranks", "2", "--config", "x.json", "--dry-run"])
     assert r.exit_code == 2
+
+
+def test_rank_by_forecast_charges_and_orders_by_forecast_score(h5, tmp_path):
+    s = spec(h5, tmp_path, rank=[2, 4])
+    s = s.model_copy(update={"rank_by": "forecast", "forecast_series": 2})
+    plain = spec(h5, tmp_path, rank=[2, 4])
+    planned, summary = sw.plan(s, Ledger())
+    plain_planned, plain_summary = sw.plan(plain, Ledger())
+    assert all(p.forecast_cost > 0 for p in planned)
+    assert summary["sweep_total"] == pytest.approx(plain_summary["sweep_total"] + sum(p.forecast_cost for p in planned))
+    rows = sw.run(s, planned, Ledger())
+    scores = [r["forecast_mase"] for r in rows]
+    assert scores == sorted(scores) and all(r["ode_limit_mase"] is not None for r in rows)
+    kinds = [e.kind for e in Ledger().read().entries]
+    assert kinds == ["finetune", "forecast", "finetune", "forecast"]
+    assert all(e.status == "completed" for e in Ledger().read().entries)
+    # nothing left to do: a re-plan is free
+    again, summary = sw.plan(s, Ledger())
+    assert [p.state for p in again] == ["done", "done"] and summary["sweep_total"] == 0

@@ -310,3 +310,31 @@ def test_two_processes_match_one(h5, tmp_path):
     entries = Ledger().read().entries
     assert len(entries) == 2  # one per run, not one per process
     assert entries[1].spent_flops == pytest.approx(entries[0].spent_flops)
+
+
+def test_windows_start_at_time_step_boundaries():
+    sep = 9
+    seq = [1, 2, sep, 3, 4, 5, sep, 6, sep, 7, 8, 8, 8, sep, 1, 2]
+    starts = training.window_starts(seq, context=6, stride=3, step_sep=sep)
+    boundaries = {0} | {i + 1 for i, t in enumerate(seq) if t == sep}
+    assert starts[0] == 0 and set(starts) <= boundaries
+    assert starts == sorted(set(starts)) and starts[-1] + 6 >= len(seq)  # forward, to the end
+    assert training.window_starts(seq, context=6, stride=3) == [0, 3, 6, 9, 12]
+
+
+def test_forecast_aligned_data_options(h5, tmp_path):
+    from lvtime import llmtime
+    from lvtime.models import tokenizer_for
+
+    tok = tokenizer_for("tiny-qwen2")
+    c = cfg(h5, tmp_path / "a", alpha_from="history", history=5, window_starts="steps")
+    ds = data.load_dataset(h5)
+    (seq,) = training.encode_series(ds, [3], tok, c, None)
+    expected, _ = llmtime.encode(ds.trajectories[3], llmtime.compute_alpha(ds.trajectories[3, :5]))
+    assert tok.decode(seq) == expected
+    d = training.prepare_data(c, ds, tok)
+    semi = tok.encode(";", add_special_tokens=False)[0]
+    first = d.train.input_ids[:, 0]
+    # every window starts with a digit (a step's first value), never mid-number after a ';'
+    digits = set(tok.encode("0123456789", add_special_tokens=False))
+    assert set(first.tolist()) <= digits and semi not in first.tolist()

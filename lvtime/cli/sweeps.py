@@ -7,7 +7,17 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import LEDGER_HELP, console, err_console, flops_str, parse_floats, parse_ints, pct, print_json
+from lvtime.cli.output import (
+    LEDGER_HELP,
+    build,
+    console,
+    err_console,
+    flops_str,
+    parse_floats,
+    parse_ints,
+    pct,
+    print_json,
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -21,7 +31,7 @@ def sweep(
     contexts: str = typer.Option(None, help="Context lengths, e.g. 128,512,768."),
     steps: int = typer.Option(None, min=0, help="Optimizer steps per run [default: 100]."),
     model: str = typer.Option(None, help="Base model [default: Qwen/Qwen2.5-0.5B-Instruct]."),
-    batch_size: int = typer.Option(None, min=1, help="Windows per step [default: 4]."),
+    batch_size: int = typer.Option(None, "--batch-size", "--batch", min=1, help="Windows per step [default: 4]."),
     head: str = typer.Option(None, help="full or numeric [default: full]."),
     dtype: str = typer.Option(None, help="auto, float32, bfloat16."),
     device: str = typer.Option(None, help="auto, cpu, cuda, mps."),
@@ -32,6 +42,10 @@ def sweep(
     fix: list[str] = typer.Option(None, "--set", help="Fix any finetune option: --set context=256 (repeatable)."),
     config: Path = typer.Option(None, "--config", help="sweep.json: {'out', 'base': {...}, 'grid': {...}}."),
     out: Path = typer.Option(None, "--out", "-o", help="Sweep folder (default: runs/sweep-TIME)."),
+    rank_by: str = typer.Option(
+        None, help="val_loss, or forecast: forecast validation series after each run (charged) and rank by MASE."
+    ),
+    forecast_series: int = typer.Option(None, min=1, help="Validation series forecast per run [default: 20]."),
     fit_budget: bool = typer.Option(False, "--fit-budget", help="Run, in order, what fits the budget."),
     allow_over_budget: bool = typer.Option(False, "--allow-over-budget"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only."),
@@ -70,6 +84,8 @@ def sweep(
         if not grid:
             raise UsageError("nothing to sweep: give --ranks, --lrs, --contexts or --config")
         spec = sw.SweepConfig(out=str(out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S")), grid=grid)
+    ranking = {"rank_by": rank_by, "forecast_series": forecast_series}
+    spec = build(sw.SweepConfig, **{**spec.model_dump(), **{k: v for k, v in ranking.items() if v is not None}})
     fixed = {
         "data": str(data) if data else None,
         "steps": steps,
@@ -110,7 +126,7 @@ def sweep(
             }
         )
         return
-    _print_results(rows, list(spec.grid), spec.out)
+    _print_results(rows, list(spec.grid), spec.out, spec.rank_by)
     if rows:
         console.print("best configuration, as a finetune command:")
         console.print(sw.finetune_command(_best_config(planned, rows)), soft_wrap=True)
@@ -169,26 +185,35 @@ def _print_plan(planned, summary) -> None:
     console.print(("[red]" if summary["remaining_after"] < 0 else "") + line)
 
 
-def _print_results(rows, keys, out) -> None:
+def _print_results(rows, keys, out, rank_by: str) -> None:
     from rich.table import Table
 
+    forecast = rank_by == "forecast"
+    extra = ["forecast MASE", "best ref", "ODE limit"] if forecast else []
     table = Table(
         "run",
         *keys,
         "val loss @0",
         "val loss",
+        *extra,
         "steps",
         "FLOPs",
         "% budget",
         "wall",
-        title=f"results (best first); files in {out}",
+        title=f"results (best first, by {'forecast MASE' if forecast else 'validation loss'}); files in {out}",
     )
+
+    def num(x) -> str:
+        return "-" if x is None else f"{x:.3g}"
+
     for r in rows:
+        scores = [num(r.get("forecast_mase")), num(r.get("best_reference_mase")), num(r.get("ode_limit_mase"))]
         table.add_row(
             r["run"],
             *(str(r[k]) for k in keys),
             f"{r['val_loss_0']:.4f}",
             f"{r['val_loss']:.4f}",
+            *(scores if forecast else []),
             str(r["steps"]),
             flops_str(r["flops"]),
             f"{r['percent_budget']:.3g}%",

@@ -37,6 +37,13 @@ def finetune(
     seed: int = typer.Option(0, help="Seed for LoRA init, batch order and splits."),
     decimals: int = typer.Option(2, min=0, max=8, help="LLMTIME decimals."),
     global_alpha: bool = typer.Option(False, "--global-alpha", help="One scale from the training split."),
+    alpha_from: str = typer.Option(
+        "series", help="Per-series scale from all steps (series) or from the first --history steps (history)."
+    ),
+    history: int = typer.Option(50, min=1, help="Forecast prompt length, for --alpha-from history."),
+    window_starts: str = typer.Option(
+        "tokens", help="Windows start every context/2 tokens (tokens) or at time-step boundaries (steps)."
+    ),
     split_scheme: str = typer.Option("ordered", help="ordered (0-69%/70-89%/90-100%) or random."),
     train_series: int = typer.Option(None, min=1, help="Use only the first N training series."),
     val_series: int = typer.Option(None, min=1, help="Use only the first N validation series."),
@@ -102,6 +109,9 @@ def finetune(
             seed=seed,
             decimals=decimals,
             alpha_mode="global" if global_alpha else "per-series",
+            alpha_from=alpha_from,
+            history=history,
+            window_starts=window_starts,
             split_scheme=split_scheme,
             train_series=train_series,
             val_series=val_series,
