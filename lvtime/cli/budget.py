@@ -212,7 +212,7 @@ def ledger_add(
 @ledger_app.command("settle")
 def ledger_settle(
     entry_id: str = typer.Argument(..., help="Id of the running entry (see `lvtime ledger`)."),
-    spent: float = typer.Option(None, "--spent", help="FLOPs really spent [default: the reservation]."),
+    spent: float = typer.Option(None, "--spent", help="FLOPs really spent \\[default: the reservation]."),
     force: bool = typer.Option(False, "--force", help="Settle an entry started on another host."),
     ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),

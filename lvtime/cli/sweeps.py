@@ -29,10 +29,10 @@ def sweep(
     ranks: str = typer.Option(None, help="LoRA ranks, e.g. 2,4,8."),
     lrs: str = typer.Option(None, help="Learning rates, e.g. 1e-5,5e-5,1e-4."),
     contexts: str = typer.Option(None, help="Context lengths, e.g. 128,512,768."),
-    steps: int = typer.Option(None, min=0, help="Optimizer steps per run [default: 100]."),
-    model: str = typer.Option(None, help="Base model [default: Qwen/Qwen2.5-0.5B-Instruct]."),
-    batch_size: int = typer.Option(None, "--batch-size", "--batch", min=1, help="Windows per step [default: 4]."),
-    head: str = typer.Option(None, help="full or numeric [default: full]."),
+    steps: int = typer.Option(None, min=0, help="Optimizer steps per run \\[default: 100]."),
+    model: str = typer.Option(None, help="Base model \\[default: Qwen/Qwen2.5-0.5B-Instruct]."),
+    batch_size: int = typer.Option(None, "--batch-size", "--batch", min=1, help="Windows per step \\[default: 4]."),
+    head: str = typer.Option(None, help="full or numeric \\[default: full]."),
     dtype: str = typer.Option(None, help="auto, float32, bfloat16."),
     device: str = typer.Option(None, help="auto, cpu, cuda, mps."),
     eval_every: int = typer.Option(None, min=0, help="Validate every N steps."),
@@ -45,7 +45,7 @@ def sweep(
     rank_by: str = typer.Option(
         None, help="val_loss, or forecast: forecast validation series after each run (charged) and rank by MASE."
     ),
-    forecast_series: int = typer.Option(None, min=1, help="Validation series forecast per run [default: 20]."),
+    forecast_series: int = typer.Option(None, min=1, help="Validation series forecast per run \\[default: 20]."),
     fit_budget: bool = typer.Option(False, "--fit-budget", help="Run, in order, what fits the budget."),
     allow_over_budget: bool = typer.Option(False, "--allow-over-budget"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only."),

@@ -26,7 +26,7 @@ def finetune(
     lora_dropout: float = typer.Option(0.0, min=0.0, max=0.99, help="Dropout on the LoRA input."),
     targets: str = typer.Option("q_proj,v_proj", help="Modules to adapt, comma-separated."),
     lr: float = typer.Option(1e-5, help="Peak learning rate (AdamW)."),
-    steps: int = typer.Option(None, min=0, help="Optimizer steps [default: 100]."),
+    steps: int = typer.Option(None, min=0, help="Optimizer steps \\[default: 100]."),
     batch_size: int = typer.Option(4, "--batch-size", "--batch", min=1, help="Windows per step."),
     grad_accum: int = typer.Option(1, min=1, help="Micro-batches per step (batch-size / grad-accum each)."),
     context: int = typer.Option(512, min=8, help="Tokens per window."),
