@@ -65,12 +65,11 @@ def check_flops(value: float, what: str) -> float:
 
 
 @contextlib.contextmanager
-def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT / SIGTERM until the block ends (a reservation is never half-written
-    or left unsettled by a signal that lands between two statements)."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
+def _signal_mask(how: int) -> Iterator[None]:
+    """Block (``SIG_BLOCK``) or let through (``SIG_UNBLOCK``) SIGINT and SIGTERM for the
+    block, then restore the mask. Blocked signals are delivered when the mask lifts."""
     try:
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+        old = signal.pthread_sigmask(how, {signal.SIGINT, signal.SIGTERM})
     except (AttributeError, ValueError, OSError):  # no sigmask on this platform
         yield
         return
@@ -78,6 +77,12 @@ def signals_deferred() -> Iterator[None]:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def signals_deferred() -> contextlib.AbstractContextManager[None]:
+    """Hold SIGINT / SIGTERM until the block ends (a reservation is never half-written
+    or left unsettled by a signal that lands between two statements)."""
+    return _signal_mask(signal.SIG_BLOCK)
 
 
 class Entry(BaseModel):
@@ -346,7 +351,7 @@ class Ledger:
             r = Reservation(self.reserve(label, estimate, **kw))
             status = "failed"
             try:
-                with _signals_released():
+                with _signal_mask(signal.SIG_UNBLOCK):  # a pending signal lands here, inside the try
                     yield r
                 status = "completed"
             except (KeyboardInterrupt, Interrupted):
@@ -399,22 +404,6 @@ class Ledger:
             )
             data.entries.append(entry)
         return entry
-
-
-@contextlib.contextmanager
-def _signals_released() -> Iterator[None]:
-    """Inside :func:`signals_deferred`: let signals through for the block (a pending
-    one is handled here, where the caller's ``try`` settles the entry)."""
-    sigs = {signal.SIGINT, signal.SIGTERM}
-    try:
-        old = signal.pthread_sigmask(signal.SIG_UNBLOCK, sigs)
-    except (AttributeError, ValueError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 # --- report tables --------------------------------------------------------------------

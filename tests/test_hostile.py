@@ -29,13 +29,6 @@ runner = CliRunner()
 TINY = ["--model", "tiny-qwen2", "--context", "32", "--batch-size", "2", "--val-series", "2", "--quiet"]
 
 
-@pytest.fixture
-def h5(tmp_path):
-    path = tmp_path / "lv.h5"
-    data.save_dataset(path, data.simulate(n=20, points=12, seed=0))
-    return path
-
-
 def cfg(h5, out, **kw):
     base = dict(data=str(h5), model="tiny-qwen2", out=str(out), steps=2, context=32, batch_size=2, val_series=2)
     return FinetuneConfig(**{**base, **kw})

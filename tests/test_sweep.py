@@ -7,7 +7,6 @@ import signal
 import pytest
 from typer.testing import CliRunner
 
-from lvtime import data
 from lvtime import sweep as sw
 from lvtime.cli import app
 from lvtime.errors import BudgetError, Interrupted
@@ -15,13 +14,6 @@ from lvtime.ledger import Ledger
 
 runner = CliRunner()
 BASE = dict(model="tiny-qwen2", steps=2, context=32, batch_size=2, val_series=2)
-
-
-@pytest.fixture
-def h5(tmp_path):
-    path = tmp_path / "lv.h5"
-    data.save_dataset(path, data.simulate(n=20, points=12, seed=0))
-    return path
 
 
 def spec(h5, tmp_path, **grid):

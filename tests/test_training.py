@@ -25,13 +25,6 @@ from lvtime.runs import finetune  # noqa: E402
 runner = CliRunner()
 
 
-@pytest.fixture
-def h5(tmp_path):
-    path = tmp_path / "lv.h5"
-    data.save_dataset(path, data.simulate(n=20, points=12, seed=0))
-    return path
-
-
 def cfg(h5, out, **kw):
     base = dict(
         data=str(h5),
