@@ -103,7 +103,7 @@ def test_checkpoint_files_hold_only_plain_values(h5, tmp_path):
 
 def test_sweep_values_cannot_escape_the_sweep_folder(h5, tmp_path):
     spec = sw.SweepConfig(
-        out=str(tmp_path / "runs" / "s"), base={"data": str(h5)}, grid={"dtype": ["/../../../victim"]}
+        out=str(tmp_path / "runs" / "s"), base={"data": str(h5)}, grid={"model": ["/../../../victim"]}
     )
     ((name, _, config),) = sw.expand(spec)
     assert "/" not in name and not name.startswith((".", "-"))
