@@ -57,14 +57,15 @@ def dominant_period(history: np.ndarray, min_corr: float = 0.2) -> np.ndarray:
     """Each series' dominant period in steps (0: none found).
 
     The autocorrelation of both species (mean removed, averaged over the two) is
-    searched, after its first negative value, for its highest peak at lags up to half
-    the history; the peak must reach ``min_corr``.
+    searched, after its first negative value, for its highest peak at lags up to three
+    quarters of the history (so one full cycle of a slow series still fits); the peak
+    must reach ``min_corr``.
     """
     h = np.asarray(history, dtype=np.float64)
     n, length, _ = h.shape
     x = h - h.mean(axis=1, keepdims=True)
     denom = np.sum(x * x, axis=1)  # (N, 2)
-    lags = np.arange(length // 2 + 1)
+    lags = np.arange(3 * length // 4 + 1)
     acf = np.stack([np.sum(x[:, : length - k] * x[:, k:], axis=1) for k in lags], axis=1)  # (N, L, 2)
     with np.errstate(invalid="ignore", divide="ignore"):
         acf = np.where(denom[:, None, :] > 1e-12, acf / denom[:, None, :], 0.0)
