@@ -148,3 +148,25 @@ def test_rank_by_forecast_charges_and_orders_by_forecast_score(h5, tmp_path):
     # nothing left to do: a re-plan is free
     again, summary = sw.plan(s, Ledger())
     assert [p.state for p in again] == ["done", "done"] and summary["sweep_total"] == 0
+
+
+def test_best_command_reproduces_every_finetune_option(h5, tmp_path):
+    import shlex
+
+    from lvtime.config import FinetuneConfig
+
+    cfg = FinetuneConfig(
+        data=str(h5), model="tiny-qwen2", out=str(tmp_path / "x"), rank=3, lora_alpha=5.5, lora_dropout=0.1,
+        targets=["q_proj", "k_proj"], lr=0.0123456789, steps=7, batch_size=6, grad_accum=2, context=40,
+        weight_decay=0.01, schedule="cosine", warmup_steps=2, clip_grad=0.5, seed=3, decimals=3, alpha_mode="global",
+        alpha_from="history", history=6, window_starts="steps", split_scheme="random", train_series=5, val_series=2,
+        eval_every=3, save_every=2, keep_checkpoints=3, head="numeric", device="cpu", dtype="float32", compile=True,
+        convention="exact",
+    )  # fmt: skip
+    defaults = FinetuneConfig()
+    assert all(getattr(cfg, f) != getattr(defaults, f) for f in FinetuneConfig.model_fields)  # every field differs
+    command = shlex.split(sw.finetune_command(cfg, out=str(tmp_path / "x")))
+    assert command[:2] == ["lvtime", "finetune"]
+    r = runner.invoke(app, [*command[1:], "--dry-run", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["config"] == cfg.model_dump(mode="json")
