@@ -138,14 +138,7 @@ def run(
             "kind": kind,
             "model": p["model"],
             "adapter": s.adapter,
-            "n_series": len(idx),
-            "history": s.history,
-            "horizon": s.horizon,
-            "num_samples": s.num_samples,
-            "parse_failures": result.parse_failures,
-            "flops": result.flops,
-            "flops_estimate": p["estimate"],
-            "budget_fraction": result.flops / ledger.budget(),
+            **_summary(s, p, result, ledger.budget()),
             "ledger_entry": reservation.id,
             "metrics": {name: v["aggregate"] for name, v in scores.items()},
             "references": refs_info,
@@ -157,6 +150,19 @@ def run(
     report["_per_series"] = scores
     report["_result"] = result
     return report
+
+
+def _summary(s: ForecastSettings, p: dict, result, budget: float) -> dict:
+    return {
+        "n_series": p["n_series"],
+        "history": s.history,
+        "horizon": s.horizon,
+        "num_samples": s.num_samples,
+        "parse_failures": result.parse_failures,
+        "flops": result.flops,
+        "flops_estimate": p["estimate"],
+        "budget_fraction": result.flops / budget,
+    }
 
 
 def time_step(ds) -> float:
