@@ -148,7 +148,7 @@ def finetune(
         if dist.any(refused is not None):  # every process stops if rank 0 was refused
             raise refused or LvtimeError("rank 0 refused the run")
         try:
-            loaded = load_model(cfg.model, cfg.device, cfg.dtype)
+            loaded = load_model(cfg.model, dist.device or cfg.device, cfg.dtype)
             train(cfg, loaded, data, run_dir, dist, the_plan.resume_step, on_progress, result)
         finally:
             # work cut short mid-step or mid-validation is charged in full: never under-count

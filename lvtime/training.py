@@ -183,6 +183,7 @@ def run_estimate(cfg: FinetuneConfig, arch: F.Architecture, val_windows: int, fr
 class Dist:
     rank: int = 0
     world: int = 1
+    device: str | None = None  # this rank's device under torchrun: cuda:LOCAL_RANK (NCCL) or cpu (gloo)
 
     @property
     def main(self) -> bool:
@@ -191,7 +192,8 @@ class Dist:
     def sum(self, *values: float) -> list[float]:
         if self.world == 1:
             return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
+        # NCCL reduces only tensors on the rank's own GPU; gloo takes CPU tensors
+        t = torch.tensor(values, dtype=torch.float64, device=self.device or "cpu")
         torch.distributed.all_reduce(t)
         return t.tolist()
 
@@ -200,15 +202,20 @@ class Dist:
 
 
 def init_distributed(device: str) -> Dist:
-    """Join the process group torchrun set up (gloo on CPU, NCCL on GPU)."""
+    """Join the process group torchrun set up: NCCL with each rank on ``cuda:LOCAL_RANK``,
+    gloo on CPU."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world == 1:
         return Dist()
     import torch.distributed as dist
 
+    cuda = device.startswith("cuda")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if cuda:
+        torch.cuda.set_device(local)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu")
 
 
 # --- loss -----------------------------------------------------------------------------
