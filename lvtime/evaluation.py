@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -199,11 +198,6 @@ def check_out_dir(s: ForecastSettings, ledger: Ledger) -> Path | None:
     out = folders.check_out(s.out, ledger.path)
     if not folders.is_empty(out):
         raise UsageError(f"{out}: already exists and is not empty; choose another --out")
-    parent = out.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"--out {out}: {parent} is not writable")
     return out
 
 

@@ -59,6 +59,8 @@ def check_out(path: str | os.PathLike, ledger_path: str | os.PathLike | None = N
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UsageError(f"{what} {p}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{what} {p}: {ancestor} is not writable")
     return p
 
 
