@@ -2,11 +2,15 @@
 
 Naive loop: one series at a time, ``model.generate`` (greedy, unconstrained, with a
 KV cache, as many new tokens as the constrained decoder may use), parsed afterwards.
-lvtime: ``forecasting.forecast`` over all series in batches. Both use the same model,
-dtype, prompts (first ``--history`` steps) and horizon. The naive loop is slow, so it
-runs on the first ``--naive-series`` series; series/s is reported for each.
+lvtime: ``forecasting.forecast`` over all series in batches, once per ``--kv-cache``
+(``dynamic``: transformers' concatenating cache, the path before 0.9; ``preallocated``:
+lvtime's buffer, the default) and ``--batch-size``. All use the same model, dtype,
+prompts (first ``--history`` steps) and horizon; greedy texts of every lvtime
+configuration are compared with the first one's. The naive loop is slow, so it runs
+on the first ``--naive-series`` series (0 skips it); series/s is reported for each.
 
     python benchmarks/forecast_speed.py --model smollm2-135m-instruct --series 100 --naive-series 10
+    python benchmarks/forecast_speed.py --series 50 --naive-series 0 --kv-cache dynamic preallocated --batch-size 50
 """
 
 from __future__ import annotations
@@ -27,10 +31,12 @@ def main() -> None:
     p.add_argument("--history", type=int, default=50)
     p.add_argument("--horizon", type=int, default=50)
     p.add_argument("--batch-size", type=int, nargs="+", default=[25, 50])
+    p.add_argument("--kv-cache", nargs="+", default=["dynamic", "preallocated"])
+    p.add_argument("--num-samples", type=int, default=1, help="> 1 samples at temperature 0.7")
     p.add_argument("--dtype", default="bfloat16")
     args = p.parse_args()
 
-    from lvtime import data, forecasting, llmtime
+    from lvtime import data, forecasting
     from lvtime.models import load_model
 
     ds = data.load_dataset(args.data) if args.data else data.simulate(n=1000, seed=0)
@@ -42,7 +48,40 @@ def main() -> None:
         f"{torch.get_num_threads()} threads"
     )
 
-    # naive loop
+    naive_rate = naive_loop(args, lm, traj) if args.naive_series else None
+    first = None
+    for cache in args.kv_cache:
+        for bs in args.batch_size:
+            t0 = time.perf_counter()
+            r = forecasting.forecast(
+                lm.model,
+                lm.tokenizer,
+                lm.architecture,
+                traj,
+                test,
+                args.history,
+                args.horizon,
+                batch_size=bs,
+                num_samples=args.num_samples,
+                temperature=0.7 if args.num_samples > 1 else 0.0,
+                kv_cache=cache,
+            )
+            dt = time.perf_counter() - t0
+            first = first or r
+            good = len(test) * args.num_samples - r.parse_failures
+            vs_naive = f"  x{len(test) / dt / naive_rate:.1f} naive" if naive_rate else ""
+            print(
+                f"lvtime {cache:12s} batch {bs:3d}  {len(test):4d} series  {dt:7.1f} s  {len(test) / dt:.3f} series/s  "
+                f"{r.tokens_processed / dt:.0f} tok/s  parsed {good}/{good + r.parse_failures}  "
+                f"same texts as first: {r.texts == first.texts}  FLOPs {r.flops:.4e}{vs_naive}",
+                flush=True,
+            )
+            assert np.isfinite(r.forecast).all()
+
+
+def naive_loop(args, lm, traj) -> float:
+    from lvtime import forecasting, llmtime
+
     prompts, alphas = forecasting.prompts_for(traj[:, : args.history], lm.tokenizer, 2)
     budget = forecasting.max_new_tokens(args.horizon, 2, 2)
     ok = 0
@@ -68,19 +107,7 @@ def main() -> None:
         f"parsed {ok}/{args.naive_series} ({100 * ok / args.naive_series:.0f}%)"
     )
 
-    for bs in args.batch_size:
-        t0 = time.perf_counter()
-        r = forecasting.forecast(
-            lm.model, lm.tokenizer, lm.architecture, traj, test, args.history, args.horizon, batch_size=bs
-        )
-        dt = time.perf_counter() - t0
-        good = len(test) - r.parse_failures
-        print(
-            f"lvtime batch {bs:3d}  {len(test):4d} series  {dt:7.1f} s  {len(test) / dt:.3f} series/s  "
-            f"parsed {good}/{len(test)} ({100 * good / len(test):.0f}%)  x{len(test) / dt / naive_rate:.1f}"
-            f"  {r.tokens_processed / dt:.0f} tok/s"
-        )
-        assert np.isfinite(r.forecast).all()
+    return naive_rate
 
 
 if __name__ == "__main__":

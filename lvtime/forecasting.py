@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from lvtime import flops as F
-from lvtime import llmtime
+from lvtime import kvcache, llmtime
 from lvtime.errors import UsageError
 from lvtime.tokenizer import llmtime_token_ids
 
@@ -150,10 +150,12 @@ def generate_batch(
     generator: torch.Generator | None = None,
     pad_id: int = 0,
     samples: int = 1,
+    kv_cache: str = "preallocated",
 ) -> tuple[list[list[int]], int, int]:
     """Decode one left-padded batch of prompts, ``samples`` sequences per prompt (the
-    prompt is prefilled once and its KV cache expanded). Returns (column sequences,
-    prompt-major then sample; padded prompt length; decoded tokens fed back)."""
+    prompt is prefilled once and its KV cache expanded). ``kv_cache="dynamic"`` keeps
+    transformers' concatenating cache (the old path, for benchmarks). Returns (column
+    sequences, prompt-major then sample; padded prompt length; decoded tokens fed back)."""
     device = model.device
     b = len(prompts)
     p_len = max(len(p) for p in prompts)
@@ -171,14 +173,17 @@ def generate_batch(
     out = base(input_ids=ids, attention_mask=attn, position_ids=pos, use_cache=True)
     logits = out.last_hidden_state[:, -1] @ head.t()
     cache = out.get(cache_kw)
+    budget = max_new_tokens(horizon, decimals, int_digits)
+    preallocated = kv_cache == "preallocated" and kvcache.preallocate(cache, budget, samples)
     if samples > 1:  # K rows per prompt from one prefill
-        cache.batch_repeat_interleave(samples)
+        if not preallocated:
+            cache.batch_repeat_interleave(samples)
         logits, attn, pos = (t.repeat_interleave(samples, 0) for t in (logits, attn, pos))
         b *= samples
     grammar = Grammar(b, horizon, decimals, int_digits, device)
     cols: list[torch.Tensor] = []
     fed_back = 0
-    for _ in range(max_new_tokens(horizon, decimals, int_digits)):
+    for _ in range(budget):
         col = _choose(logits, grammar.allowed(), temperature, top_p, generator)
         grammar.advance(col)
         cols.append(col)
@@ -272,6 +277,7 @@ def forecast(
     seed: int = 0,
     convention: str = "coursework",
     on_batch: Callable[[int], None] | None = None,
+    kv_cache: str = "preallocated",
 ) -> ForecastResult:
     """Forecast ``series[:, history:history+horizon]`` from ``series[:, :history]``."""
     if history < 1 or series.shape[1] < history:
@@ -301,6 +307,7 @@ def forecast(
             gen,
             pad,
             num_samples,
+            kv_cache,
         )
         for j, cols in enumerate(seqs):
             texts[chunk[j // num_samples]][j % num_samples] = columns_to_text(cols)

@@ -166,3 +166,30 @@ def test_sampled_cost_is_exact_with_one_prefill_per_series(series):
     separate = forecasting.estimate(eager.architecture, [len(p) for p in prompts] * 3, 5, 2, 2, 6, 1, "2mnk")
     shared = forecasting.estimate(eager.architecture, [len(p) for p in prompts], 5, 2, 2, 6, 3, "2mnk")
     assert shared < separate  # the prompt is prefilled once per series, not once per sample
+
+
+def test_preallocated_cache_decodes_exactly_like_the_growing_one(tiny, series, monkeypatch):
+    from lvtime import kvcache
+
+    converted = []
+    real = kvcache.preallocate
+    monkeypatch.setattr(kvcache, "preallocate", lambda *a, **k: converted.append(real(*a, **k)) or converted[-1])
+    greedy = {c: fc(tiny, series, horizon=6, kv_cache=c).texts for c in ("dynamic", "preallocated")}
+    sampled = {
+        c: fc(tiny, series, horizon=4, num_samples=3, temperature=1.0, seed=5, kv_cache=c).texts
+        for c in ("dynamic", "preallocated")
+    }
+    assert converted and all(converted), "the installed transformers takes the preallocated path"
+    assert greedy["dynamic"] == greedy["preallocated"]
+    assert sampled["dynamic"] == sampled["preallocated"]
+
+
+def test_preallocate_leaves_a_cache_it_does_not_know_unchanged():
+    from lvtime import kvcache
+
+    class Legacy:
+        key_cache = [torch.zeros(1, 1, 2, 4)]
+
+    legacy = Legacy()
+    assert kvcache.preallocate(legacy, 5) is False
+    assert legacy.key_cache[0].shape == (1, 1, 2, 4)
