@@ -77,15 +77,17 @@ def run(
     kind: str | None = None,
     on_plan=None,
     label: str | None = None,
+    force: bool = False,
 ) -> dict:
-    """Forecast, score and (with ``out``) write results. Returns the JSON-able report."""
+    """Forecast, score and (with ``out``) write results. Returns the JSON-able report.
+    ``force`` replaces an ``out`` folder that lvtime made."""
     from lvtime import lora, metrics, references
     from lvtime.forecasting import forecast
     from lvtime.models import load_model
 
     ledger = ledger or Ledger()
     kind = kind or ("forecast" if s.adapter else "baseline")
-    out = check_out_dir(s, ledger)  # before any work: a bad --out costs nothing
+    out = check_out_dir(s, ledger, force)  # before any work: a bad --out costs nothing
     p = plan(s, ledger)
     if on_plan:
         on_plan(p)
@@ -105,7 +107,7 @@ def run(
         allow_over_budget=allow_over_budget,
     ) as reservation:
         if out:
-            folders.create(out, kind)
+            (folders.replace if force else folders.create)(out, kind)
         loaded = load_model(p["model"], s.device, s.dtype)
         if s.adapter:
             lora.load_adapter(loaded.model, s.adapter)
@@ -191,13 +193,16 @@ def gap(scores: dict) -> dict:
     }
 
 
-def check_out_dir(s: ForecastSettings, ledger: Ledger) -> Path | None:
-    """``--out`` checked before anything is spent: a new or empty folder lvtime may write."""
+def check_out_dir(s: ForecastSettings, ledger: Ledger, force: bool = False) -> Path | None:
+    """``--out`` checked before anything is spent: a new or empty folder lvtime may write
+    (or, with ``force``, one lvtime made)."""
     if s.out is None:
         return None
     out = folders.check_out(s.out, ledger.path)
-    if not folders.is_empty(out):
-        raise UsageError(f"{out}: already exists and is not empty; choose another --out")
+    if force:
+        folders.check_replaceable(out)
+    elif not folders.is_empty(out):
+        raise UsageError(f"{out}: already exists and is not empty; choose another --out (or --force)")
     return out
 
 

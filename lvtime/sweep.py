@@ -10,7 +10,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import shutil
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -230,16 +230,21 @@ def run(
     allow_over_budget: bool = False,
     on_run_start=None,
     on_progress=None,
+    jobs: int = 1,
+    devices: list[str] | None = None,
 ) -> list[dict]:
-    """Run the planned configurations in order; returns the ranked results."""
+    """Run the planned configurations (in order, or ``jobs`` at a time in child
+    processes, each on one of ``devices``); returns the ranked results."""
     from lvtime import runs
 
     sweep_dir = Path(sweep.out)
     folders.create(sweep_dir, "sweep")
     (sweep_dir / "sweep.json").write_text(json.dumps(sweep.model_dump(mode="json"), indent=2) + "\n")
-    for p in planned:
-        if p.state == "done" or not p.planned:
-            continue
+    todo = [p for p in planned if p.state != "done" and p.planned]
+    if jobs > 1:
+        _run_jobs(sweep, todo, ledger, allow_over_budget, jobs, devices or [], on_run_start)
+        return collect(sweep, planned, ledger.budget())
+    for p in todo:
         if on_run_start:
             on_run_start(p)
         if p.state != "forecast":
@@ -258,16 +263,34 @@ def run(
     return collect(sweep, planned, ledger.budget())
 
 
+def _run_jobs(sweep, todo, ledger, allow_over_budget, n, devices, on_run_start) -> None:
+    from lvtime import jobs
+    from lvtime.errors import LvtimeError
+
+    logs = Path(sweep.out) / "logs"
+    by_name = {p.name: p for p in todo}
+    work = [jobs.Job(p.name, job_commands(sweep, p, ledger, allow_over_budget), logs / f"{p.name}.log") for p in todo]
+    jobs.run(work, n, devices, on_start=(lambda job, slot: on_run_start(by_name[job.name])) if on_run_start else None)
+    failed = [j for j in work if j.returncode not in (None, 0)]
+    if failed:
+        raise LvtimeError(
+            f"{len(failed)} configuration(s) failed, e.g. {failed[0].name} (exit {failed[0].returncode}; see "
+            f"{failed[0].log}); finished runs are kept, re-run the sweep to retry"
+        )
+
+
 def _forecast_run(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_budget: bool) -> None:
     from lvtime import evaluation
 
-    out = Path(p.config.out) / FORECAST_DIR
-    if out.exists():  # an earlier attempt stopped mid-way: its partial results are lvtime's own
-        folders.check_replaceable(out)
-        shutil.rmtree(out)
     s = forecast_settings(sweep, p.config)
     evaluation.run(
-        s, ledger, allow_over_budget, kind="forecast", label=f"sweep {Path(sweep.out).name}: {p.name} (forecast)"
+        # force: an earlier attempt that stopped mid-way left partial results of lvtime's own
+        s,
+        ledger,
+        allow_over_budget,
+        kind="forecast",
+        label=f"sweep {Path(sweep.out).name}: {p.name} (forecast)",
+        force=True,
     )
 
 
@@ -316,29 +339,56 @@ FLAG_NAMES = {"warmup_steps": "--warmup"}
 NOT_FLAGS = {"data", "out", "alpha_mode", "targets", "compile"}
 
 
-def finetune_command(cfg: FinetuneConfig, out: str = "runs/best") -> str:
-    """The ``lvtime finetune`` command line that reproduces ``cfg`` exactly (every
+def finetune_args(cfg: FinetuneConfig) -> list[str]:
+    """``lvtime finetune`` arguments that reproduce ``cfg`` exactly, ``--out`` aside (every
     option that differs from its default, floats at full precision)."""
-    import shlex
-
     defaults = FinetuneConfig()
-    parts = ["lvtime", "finetune", cfg.data]
+    args = [cfg.data]
     for field in FinetuneConfig.model_fields:
         value = getattr(cfg, field)
         if field in NOT_FLAGS or value == getattr(defaults, field):
             continue
-        parts += [
-            FLAG_NAMES.get(field, "--" + field.replace("_", "-")),
-            repr(value) if isinstance(value, float) else str(value),
-        ]
+        flag = FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
+        args += [flag, repr(value) if isinstance(value, float) else str(value)]
     if cfg.targets != defaults.targets:
-        parts += ["--targets", ",".join(cfg.targets)]
+        args += ["--targets", ",".join(cfg.targets)]
     if cfg.alpha_mode == "global":
-        parts.append("--global-alpha")
+        args.append("--global-alpha")
     if cfg.compile:
-        parts.append("--compile")
-    parts += ["--out", out]
-    return " ".join(shlex.quote(p) for p in parts)
+        args.append("--compile")
+    return args
+
+
+def finetune_command(cfg: FinetuneConfig, out: str = "runs/best") -> str:
+    """The ``lvtime finetune`` command line that reproduces ``cfg`` in ``out``."""
+    return shlex.join(["lvtime", "finetune", *finetune_args(cfg), "--out", out])
+
+
+def forecast_args(s) -> list[str]:
+    """``lvtime forecast`` arguments for the ranking forecast ``s`` (a ForecastSettings)."""
+    args = [s.data]
+    for field in ("model", "adapter", "split", "limit", "history", "horizon", "decimals", "device", "dtype"):
+        if getattr(s, field) is not None:
+            args += ["--" + field, str(getattr(s, field))]
+    return args + ["--convention", s.convention, "--plot-series", str(s.plot_series), "--out", str(s.out)]
+
+
+def job_commands(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_budget: bool = False) -> list[list[str]]:
+    """The ``lvtime`` commands (without the program name) that do what ``run`` does for
+    ``p``: train it (new, started over or resumed) and, with rank_by=forecast, forecast
+    its validation series. Same labels and ledger as a sequential sweep."""
+    label = f"sweep {Path(sweep.out).name}: {p.name}"
+    common = ["--ledger", str(ledger.path)] + (["--allow-over-budget"] if allow_over_budget else [])
+    commands = []
+    if p.state == "resume":
+        commands.append(["finetune", "--resume", p.config.out, "--steps", str(p.config.steps), "--label", label])
+    elif p.state == "new":
+        force = ["--force"] if Path(p.config.out).exists() else []  # never reached a checkpoint: start over
+        commands.append(["finetune", *finetune_args(p.config), "--out", p.config.out, *force, "--label", label])
+    if sweep.rank_by == "forecast":
+        s = forecast_settings(sweep, p.config)
+        commands.append(["forecast", *forecast_args(s), "--force", "--label", f"{label} (forecast)"])
+    return [c + common for c in commands]
 
 
 def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:

@@ -170,3 +170,83 @@ def test_best_command_reproduces_every_finetune_option(h5, tmp_path):
     r = runner.invoke(app, [*command[1:], "--dry-run", "--json"])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["config"] == cfg.model_dump(mode="json")
+
+
+def _losses(rows):
+    return {r["run"]: r["val_loss"] for r in rows}
+
+
+def test_jobs_2_gives_the_results_of_jobs_1(h5, tmp_path):
+    one = spec(h5, tmp_path / "one")
+    two = spec(h5, tmp_path / "two")
+    sequential = sw.run(one, sw.plan(one, Ledger())[0], Ledger())
+    parallel = sw.run(two, sw.plan(two, Ledger())[0], Ledger(), jobs=2)
+    assert len(parallel) == 4
+    assert _losses(parallel) == pytest.approx(_losses(sequential), rel=1e-5)
+    entries = Ledger().read().entries
+    assert len(entries) == 8 and all(e.status == "completed" for e in entries)
+    # the same labels as a sequential sweep, so the ledger reads the same
+    assert sorted(e.label.split(": ")[1] for e in entries[4:]) == sorted(_losses(sequential))
+    assert (tmp_path / "two" / "sweep" / "logs" / "r2-lr0.0001.log").exists()
+
+
+def test_printed_commands_run_by_a_shell_are_collected_without_rerunning(h5, tmp_path):
+    import subprocess
+    import sys
+
+    # one configuration (each printed command is a process that loads torch): finetune && forecast
+    args = ["sweep", str(h5), "--model", "tiny-qwen2", "--ranks", "2", "--lrs", "1e-3", "--steps", "2"]
+    args += ["--val-series", "2", "--batch-size", "2", "--set", "context=32", "--rank-by", "forecast"]
+    args += ["--forecast-series", "2"]
+    args += ["--out", str(tmp_path / "sweep")]
+    r = runner.invoke(app, [*args, "--print-commands"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1 and " && lvtime forecast " in lines[0]
+    assert not Ledger().read().entries and not (tmp_path / "sweep").exists()  # printing runs nothing
+    env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
+    for line in lines:
+        subprocess.run(["bash", "-c", line + " --quiet"], check=True, env=env, capture_output=True)
+    spent = len(Ledger().read().entries)
+    assert spent == 2
+    r = runner.invoke(app, [*args, "--quiet", "--json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    assert [p["state"] for p in doc["plan"]["runs"]] == ["done"]
+    assert len(doc["results"]) == 1 and doc["results"][0]["forecast_mase"] is not None
+    assert len(Ledger().read().entries) == spent  # nothing ran again
+
+
+def test_ctrl_c_stops_every_job_and_leaves_them_resumable(h5, tmp_path, monkeypatch):
+    import time
+
+    from lvtime import jobs
+
+    s = spec(h5, tmp_path, rank=[2, 4])
+    s.base.update(steps=400, save_every=1)
+    real_sleep = time.sleep
+
+    def interrupt_once_both_train(seconds):
+        real_sleep(seconds)
+        entries = Ledger().read().entries
+        if len(entries) == 2 and all(list((tmp_path / "sweep" / p).glob("checkpoints/step-*")) for p in ("r2", "r4")):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(jobs.time, "sleep", interrupt_once_both_train)
+    with pytest.raises(KeyboardInterrupt):
+        sw.run(s, sw.plan(s, Ledger())[0], Ledger(), jobs=2)
+    entries = Ledger().read().entries
+    assert [e.status for e in entries] == ["interrupted", "interrupted"]
+    monkeypatch.setattr(jobs.time, "sleep", real_sleep)
+    again, _ = sw.plan(s, Ledger())
+    assert [p.state for p in again] == ["resume", "resume"]
+
+
+def test_each_job_gets_its_gpu_and_its_share_of_the_cores():
+    from lvtime import jobs
+
+    envs = [jobs.slot_env(slot, 3, ["0", "1"], cpus=8) for slot in range(3)]
+    assert [e["CUDA_VISIBLE_DEVICES"] for e in envs] == ["0", "1", "0"]
+    assert {e["OMP_NUM_THREADS"] for e in envs} == {"2"}
+    assert "CUDA_VISIBLE_DEVICES" not in jobs.slot_env(0, 4, [], cpus=2)
+    assert jobs.slot_env(0, 4, [], cpus=2)["OMP_NUM_THREADS"] == "1"

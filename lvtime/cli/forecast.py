@@ -41,6 +41,8 @@ def _options():
             help="Reference forecasts scored beside the model, comma-separated, or none. "
             "ode fits the predator-prey equations to each history: the physical limit.",
         ),
+        force=typer.Option(False, "--force", help="Replace an --out folder that lvtime made."),
+        label=typer.Option(None, help="Ledger label (default: kind, model or run, series)."),
         dry_run=typer.Option(False, "--dry-run", help="Print the plan and cost; load no weights."),
         allow_over_budget=typer.Option(False, "--allow-over-budget"),
         ledger=typer.Option(None, "--ledger", help=LEDGER_HELP),
@@ -73,6 +75,8 @@ def baseline(
     out: Path = _O["out"],
     plot_series: int = _O["plot_series"],
     references: str = _O["references"],
+    force: bool = _O["force"],
+    label: str = _O["label"],
     dry_run: bool = _O["dry_run"],
     allow_over_budget: bool = _O["allow_over_budget"],
     ledger: Path = _O["ledger"],
@@ -109,6 +113,8 @@ def forecast(
     out: Path = _O["out"],
     plot_series: int = _O["plot_series"],
     references: str = _O["references"],
+    force: bool = _O["force"],
+    label: str = _O["label"],
     dry_run: bool = _O["dry_run"],
     allow_over_budget: bool = _O["allow_over_budget"],
     ledger: Path = _O["ledger"],
@@ -192,7 +198,9 @@ def _run(args: dict, adapter: str | None) -> None:
             bar.update(task, advance=k)
 
     try:
-        report = evaluation.run(settings, lg, args["allow_over_budget"], on_batch, on_plan=on_plan)
+        report = evaluation.run(
+            settings, lg, args["allow_over_budget"], on_batch, on_plan=on_plan, label=args["label"], force=args["force"]
+        )
     finally:
         if bar and bar.live.is_started:
             bar.stop()

@@ -49,6 +49,13 @@ def sweep(
     fit_budget: bool = typer.Option(False, "--fit-budget", help="Run, in order, what fits the budget."),
     allow_over_budget: bool = typer.Option(False, "--allow-over-budget"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only."),
+    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Configurations run at once, each in its own process."),
+    devices: str = typer.Option(
+        None, help="GPUs for --jobs, one per job in turn, e.g. 0,1 \\[default: every visible GPU; none on CPU]."
+    ),
+    print_commands: bool = typer.Option(
+        False, "--print-commands", help="Print one lvtime command line per configuration still to run, run nothing."
+    ),
     ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
     as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
@@ -56,8 +63,11 @@ def sweep(
     """Fine-tune every configuration of a grid, within the budget, and rank the results.
 
     Flags give a grid over rank, lr and context; --set fixes any finetune option and
-    --config sweep.json can sweep or fix any of them. Re-running the same command skips finished runs and resumes an
-    interrupted one. Exit 3 when the grid does not fit (see --fit-budget).
+    --config sweep.json can sweep or fix any of them. Re-running the same command skips
+    finished runs and resumes an interrupted one. Exit 3 when the grid does not fit (see
+    --fit-budget). --jobs N runs N configurations at once (one GPU, or an equal share of
+    the CPU cores, each); --print-commands prints them for a job array instead, and a
+    later lvtime sweep collects the results.
 
     Example:\n
       lvtime sweep --model smollm2-135m-instruct --ranks 2,4,8 --lrs 1e-5,1e-4 --steps 200 --out runs/sweep-rl
@@ -102,6 +112,9 @@ def sweep(
     spec.base.update({k: v for k, v in fixed.items() if v is not None})
     spec.base.update(_parse_sets(fix or []))
     planned, summary = sw.plan(spec, lg, fit_budget)
+    if print_commands:
+        _print_commands(spec, planned, lg, allow_over_budget, as_json)
+        return
     if as_json and dry_run:
         print_json(_plan_doc(planned, summary))
         return
@@ -116,7 +129,8 @@ def sweep(
         if show:
             err_console.print(f"[bold]{p.name}[/] ({'resuming' if p.state == 'resume' else 'new'})")
 
-    rows = sw.run(spec, planned, lg, allow_over_budget, on_run_start if show else None)
+    gpus = _devices(devices, spec, jobs)
+    rows = sw.run(spec, planned, lg, allow_over_budget, on_run_start if show else None, jobs=jobs, devices=gpus)
     if as_json:
         print_json(
             {
@@ -130,6 +144,38 @@ def sweep(
     if rows:
         console.print("best configuration, as a finetune command:")
         console.print(sw.finetune_command(_best_config(planned, rows)), soft_wrap=True)
+
+
+def _devices(devices: str | None, spec, jobs: int) -> list[str]:
+    """CUDA_VISIBLE_DEVICES entries for the jobs: --devices, else every visible GPU."""
+    import re
+
+    from lvtime import jobs as jb
+    from lvtime.errors import UsageError
+
+    if jobs == 1:
+        return []
+    if devices:
+        return [d.strip() for d in devices.split(",") if d.strip()]
+    device = str(spec.base.get("device", "auto"))
+    if re.fullmatch(r"cuda:\d+", device) or "device" in spec.grid:
+        raise UsageError("with --jobs, --devices chooses each job's GPU; set the device to auto or cuda")
+    return [] if device == "cpu" else jb.visible_gpus()
+
+
+def _print_commands(spec, planned, lg, allow_over_budget: bool, as_json: bool) -> None:
+    """One shell line per configuration still to run (finetune, then && its forecast)."""
+    import shlex
+
+    from lvtime import sweep as sw
+
+    todo = [p for p in planned if p.state != "done" and p.planned]
+    chains = {p.name: sw.job_commands(spec, p, lg, allow_over_budget) for p in todo}
+    if as_json:
+        print_json([{"run": name, "commands": [["lvtime", *c] for c in cs]} for name, cs in chains.items()])
+        return
+    for commands in chains.values():
+        print(" && ".join(shlex.join(["lvtime", *c]) for c in commands))
 
 
 def _parse_sets(items: list[str]) -> dict:
