@@ -21,6 +21,8 @@ is the exact cost of the tokens processed.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,12 +152,14 @@ def generate_batch(
     generator: torch.Generator | None = None,
     pad_id: int = 0,
     samples: int = 1,
-    kv_cache: str = "preallocated",
+    kv_cache: str = "shared",
 ) -> tuple[list[list[int]], int, int]:
     """Decode one left-padded batch of prompts, ``samples`` sequences per prompt (the
-    prompt is prefilled once and its KV cache expanded). ``kv_cache="dynamic"`` keeps
-    transformers' concatenating cache (the old path, for benchmarks). Returns (column
-    sequences, prompt-major then sample; padded prompt length; decoded tokens fed back)."""
+    prompt is prefilled once). ``kv_cache``: ``shared`` (a buffer allocated once; the
+    samples of a prompt share its part), ``preallocated`` (the buffer, the prompt repeated
+    per sample) or ``dynamic`` (transformers' concatenating cache: the path before 0.9,
+    for benchmarks). Returns (column sequences, prompt-major then sample; padded prompt
+    length; decoded tokens fed back)."""
     device = model.device
     b = len(prompts)
     p_len = max(len(p) for p in prompts)
@@ -174,13 +178,41 @@ def generate_batch(
     logits = out.last_hidden_state[:, -1] @ head.t()
     cache = out.get(cache_kw)
     budget = max_new_tokens(horizon, decimals, int_digits)
-    preallocated = kv_cache == "preallocated" and kvcache.preallocate(cache, budget, samples)
+    # the prompt's cache is shared by the samples unless the model runs a kernel of its own (flash, flex)
+    share = kv_cache == "shared" and samples > 1 and model.config._attn_implementation in ("sdpa", "eager")
+    preallocated = kv_cache != "dynamic" and kvcache.preallocate(cache, budget, samples, attn if share else None)
     if samples > 1:  # K rows per prompt from one prefill
         if not preallocated:
             cache.batch_repeat_interleave(samples)
         logits, attn, pos = (t.repeat_interleave(samples, 0) for t in (logits, attn, pos))
         b *= samples
-    grammar = Grammar(b, horizon, decimals, int_digits, device)
+    step = functools.partial(_decode_step, base, vocab.ids.to(device), head, cache_kw)
+    with kvcache.shared_prompt(model, cache) if share and preallocated else contextlib.nullcontext():
+        cols, fed_back = _decode(
+            step,
+            logits,
+            attn,
+            pos,
+            cache,
+            Grammar(b, horizon, decimals, int_digits, device),
+            budget,
+            temperature,
+            top_p,
+            generator,
+        )
+    seqs = torch.stack(cols, 1).cpu().tolist()
+    return seqs, p_len, fed_back
+
+
+def _decode_step(base, ids, head, cache_kw, col, attn, pos, cache):
+    """Feed the chosen columns back: (logits over the 14 LLMTIME tokens, cache)."""
+    kw = {cache_kw: cache}
+    out = base(input_ids=ids[col][:, None], attention_mask=attn, position_ids=pos, use_cache=True, **kw)
+    return out.last_hidden_state[:, -1] @ head.t(), out.get(cache_kw)
+
+
+def _decode(step, logits, attn, pos, cache, grammar, budget, temperature, top_p, generator):
+    """Choose, advance the grammar, feed back, until every sequence is done."""
     cols: list[torch.Tensor] = []
     fed_back = 0
     for _ in range(budget):
@@ -189,15 +221,11 @@ def generate_batch(
         cols.append(col)
         if bool(grammar.done.all()):
             break
-        attn = torch.cat([attn, torch.ones((b, 1), dtype=attn.dtype, device=device)], -1)
+        attn = torch.cat([attn, attn.new_ones((attn.shape[0], 1))], -1)
         pos = pos[:, -1:] + 1
-        token = vocab.ids.to(device)[col][:, None]
-        out = base(input_ids=token, attention_mask=attn, position_ids=pos, use_cache=True, **{cache_kw: cache})
-        cache = out.get(cache_kw)
-        logits = out.last_hidden_state[:, -1] @ head.t()
+        logits, cache = step(col, attn, pos, cache)
         fed_back += 1
-    seqs = torch.stack(cols, 1).cpu().tolist()
-    return seqs, p_len, fed_back
+    return cols, fed_back
 
 
 def columns_to_text(cols: list[int]) -> str:
@@ -277,7 +305,7 @@ def forecast(
     seed: int = 0,
     convention: str = "coursework",
     on_batch: Callable[[int], None] | None = None,
-    kv_cache: str = "preallocated",
+    kv_cache: str = "shared",
 ) -> ForecastResult:
     """Forecast ``series[:, history:history+horizon]`` from ``series[:, :history]``."""
     if history < 1 or series.shape[1] < history:

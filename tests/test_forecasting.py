@@ -153,14 +153,21 @@ def test_expanded_cache_gives_the_samples_of_separate_prefills(tiny, series):
     assert len({tuple(s) for s in expanded}) > 2  # the samples do differ
 
 
-def test_sampled_cost_is_exact_with_one_prefill_per_series(series):
+def test_sampled_cost_is_exact_with_one_prefill_per_series(series, monkeypatch):
     from torch.utils.flop_counter import FlopCounterMode
 
+    from lvtime import kvcache
+
     eager = load_model("tiny-qwen2")
-    eager.model.set_attn_implementation("eager")
+    eager.model.set_attn_implementation("eager")  # prefill as matmuls, which FlopCounterMode counts
+    # and decoding with the shared prompt through its portable path (matmuls too)
+    monkeypatch.setattr(kvcache, "_cpu_kernel", lambda: None)
+    shared, real = [], kvcache.shared_prompt
+    monkeypatch.setattr(kvcache, "shared_prompt", lambda *a: shared.append(1) or real(*a))
     counter = FlopCounterMode(display=False)
     with counter:
         r = fc(eager, series, convention="2mnk", num_samples=3, temperature=1.0, batch_size=6)
+    assert shared, "the samples shared their prompt's cache"
     assert r.flops == pytest.approx(counter.get_total_flops(), rel=0.01)
     prompts, _ = forecasting.prompts_for(series[:, :20], eager.tokenizer, 2)
     separate = forecasting.estimate(eager.architecture, [len(p) for p in prompts] * 3, 5, 2, 2, 6, 1, "2mnk")
@@ -174,14 +181,12 @@ def test_preallocated_cache_decodes_exactly_like_the_growing_one(tiny, series, m
     converted = []
     real = kvcache.preallocate
     monkeypatch.setattr(kvcache, "preallocate", lambda *a, **k: converted.append(real(*a, **k)) or converted[-1])
-    greedy = {c: fc(tiny, series, horizon=6, kv_cache=c).texts for c in ("dynamic", "preallocated")}
-    sampled = {
-        c: fc(tiny, series, horizon=4, num_samples=3, temperature=1.0, seed=5, kv_cache=c).texts
-        for c in ("dynamic", "preallocated")
-    }
+    caches = ("dynamic", "preallocated", "shared")
+    greedy = {c: fc(tiny, series, horizon=6, kv_cache=c).texts for c in caches}
+    sampled = {c: fc(tiny, series, horizon=4, num_samples=3, temperature=1.0, seed=5, kv_cache=c).texts for c in caches}
     assert converted and all(converted), "the installed transformers takes the preallocated path"
-    assert greedy["dynamic"] == greedy["preallocated"]
-    assert sampled["dynamic"] == sampled["preallocated"]
+    assert greedy["dynamic"] == greedy["preallocated"] == greedy["shared"]
+    assert sampled["dynamic"] == sampled["preallocated"] == sampled["shared"]
 
 
 def test_preallocate_leaves_a_cache_it_does_not_know_unchanged():
@@ -193,3 +198,35 @@ def test_preallocate_leaves_a_cache_it_does_not_know_unchanged():
     legacy = Legacy()
     assert kvcache.preallocate(legacy, 5) is False
     assert legacy.key_cache[0].shape == (1, 1, 2, 4)
+
+
+@pytest.mark.parametrize("device_path", ["cpu kernel", "portable"])
+def test_shared_prompt_attention_equals_attention_over_the_repeated_prompt(device_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from lvtime import kvcache
+
+    torch.manual_seed(0)
+    b, k, kv_heads, group, prompt, own, dim = 2, 3, 2, 3, 7, 4, 8
+    keys, values = torch.randn(b, kv_heads, prompt, dim), torch.randn(b, kv_heads, prompt, dim)
+    mask = torch.ones(b, prompt, dtype=torch.long)
+    mask[0, :3] = 0  # left padding of the shorter prompt
+    layer = SimpleNamespace(samples=k, prompt_keys=keys, prompt_values=values)
+    layer.prompt_mask = torch.zeros(b, prompt).masked_fill(mask == 0, torch.finfo(torch.float32).min)[:, None, None]
+    own_k, own_v = torch.randn(b * k, kv_heads, own, dim), torch.randn(b * k, kv_heads, own, dim)
+    query = torch.randn(b * k, kv_heads * group, 1, dim)
+    if device_path == "portable":
+        monkeypatch.setattr(kvcache, "_cpu_kernel", lambda: None)
+    token = kvcache._active_cache.set(SimpleNamespace(layers=[layer]))
+    try:
+        out, _ = kvcache._shared_prompt_attention(SimpleNamespace(layer_idx=0), query, own_k, own_v, None, 0.3)
+    finally:
+        kvcache._active_cache.reset(token)
+    # reference: every sample's row holds the whole prompt, heads repeated, one softmax
+    full_k = torch.cat([keys.repeat_interleave(k, 0), own_k], 2).repeat_interleave(group, 1)
+    full_v = torch.cat([values.repeat_interleave(k, 0), own_v], 2).repeat_interleave(group, 1)
+    allowed = torch.cat([mask.repeat_interleave(k, 0), torch.ones(b * k, own, dtype=torch.long)], 1).bool()
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        query, full_k, full_v, attn_mask=allowed[:, None, None], scale=0.3
+    )
+    assert torch.allclose(out, ref.transpose(1, 2), atol=1e-5)
