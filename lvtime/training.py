@@ -237,7 +237,7 @@ class LossHead:
         if ids is not None:
             remap = torch.full((model.config.vocab_size,), IGNORE, dtype=torch.long)
             remap[self.ids.cpu()] = torch.arange(len(ids))
-            self.remap = torch.cat([remap, torch.tensor([IGNORE])]).to(model.device)  # [-1]: -100
+            self.remap = remap.to(model.device)
 
     def __call__(self, input_ids, attention_mask, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Summed loss and the number of target tokens, both as tensors."""
@@ -249,7 +249,8 @@ class LossHead:
         weight = self.model.lm_head.weight
         if self.ids is not None:
             weight = weight[self.ids]
-            y = self.remap[y]  # -100 indexes the appended -100
+            # -100 stays -100 (as an index it would read a real token's slot)
+            y = torch.where(y == IGNORE, IGNORE, self.remap[y.clamp(min=0)])
         logits = h @ weight.t()
         if getattr(self.model.lm_head, "bias", None) is not None:
             bias = self.model.lm_head.bias

@@ -331,3 +331,16 @@ def test_forecast_aligned_data_options(h5, tmp_path):
     # every window starts with a digit (a step's first value), never mid-number after a ';'
     digits = set(tok.encode("0123456789", add_special_tokens=False))
     assert set(first.tolist()) <= digits and semi not in first.tolist()
+
+
+def test_numeric_head_keeps_ignored_targets_ignored():
+    from lvtime.models import load_model
+
+    tiny = load_model("tiny-qwen2")
+    vocab = tiny.model.config.vocab_size
+    # a head whose ids include V - 99: the slot a -100 label read when used as an index
+    head = training.LossHead(tiny.model, [5, 7, vocab - 99])
+    ids = torch.tensor([[5, 7, vocab - 99, 5]])
+    labels = torch.tensor([[-100, -100, vocab - 99, 5]])
+    _, count = head(ids, torch.ones_like(ids), labels)
+    assert int(count) == 2  # only the two real targets count
