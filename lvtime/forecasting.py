@@ -32,7 +32,7 @@ import torch
 
 from lvtime import flops as F
 from lvtime import kvcache, llmtime
-from lvtime.errors import UsageError
+from lvtime.errors import TokenizerError, UsageError
 from lvtime.tokenizer import llmtime_token_ids
 
 # Grammar phases of the state machine.
@@ -56,7 +56,7 @@ class Vocabulary:
         mapping = llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET)
         eos = tokenizer.eos_token_id
         if eos is None:
-            raise UsageError("the tokenizer has no end-of-text token")
+            raise TokenizerError("the tokenizer has no end-of-text token")
         ids = [mapping[c] for c in llmtime.LLMTIME_ALPHABET] + [eos]
         return cls(torch.tensor(ids))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import urllib.parse
 from collections.abc import Callable
 from functools import cache
 from typing import TypeVar
@@ -21,9 +22,15 @@ def hub_reachable(timeout: float = 2.0) -> bool:
     """True when the hub's host resolves and accepts a TCP connection."""
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
         return False
-    host = os.environ.get("HF_ENDPOINT", "https://huggingface.co").split("://")[-1].split("/")[0]
+    endpoint = urllib.parse.urlsplit(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    if not endpoint.hostname:
+        return False
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    except ValueError:  # a port that is not a number
+        return False
+    try:
+        with socket.create_connection((endpoint.hostname, port), timeout=timeout):
             return True
     except OSError:
         return False

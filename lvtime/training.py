@@ -299,7 +299,6 @@ class Result:
     in_flight: float = 0.0  # cost of the step or validation under way (0 between them)
     trainable: dict = field(default_factory=dict)  # LoRA parameter count and share
     wall_s: float = 0.0
-    status: str = "completed"
 
 
 def lr_lambda(cfg: FinetuneConfig) -> Callable[[int], float]:
@@ -535,7 +534,6 @@ def train(
                 except TrainingError:
                     stop_non_finite(f"the weights are not finite after step {done}")
             if stopping:
-                result.status = "interrupted"
                 result.wall_s = time.perf_counter() - t0
                 raise Interrupted(
                     f"stopped after step {done} of {cfg.steps}; checkpoint saved. "

@@ -230,3 +230,14 @@ def test_shared_prompt_attention_equals_attention_over_the_repeated_prompt(devic
         query, full_k, full_v, attn_mask=allowed[:, None, None], scale=0.3
     )
     assert torch.allclose(out, ref.transpose(1, 2), atol=1e-5)
+
+
+def test_a_tokenizer_without_end_of_text_is_a_tokenizer_error_not_a_usage_error(tiny):
+    class NoEos:
+        eos_token_id = None
+
+        def __getattr__(self, name):
+            return getattr(tiny.tokenizer, name)
+
+    with pytest.raises(TokenizerError, match="end-of-text"):
+        forecasting.Vocabulary.from_tokenizer(NoEos())

@@ -53,3 +53,34 @@ def test_smollm2_preset_loads_offline_and_splits_digits():
     ids = tok("10.24,3.05;", add_special_tokens=False)["input_ids"]
     pieces = [tok.decode([i]) for i in ids]
     assert pieces == list("10.24,3.05;")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "expected"),
+    [
+        ("https://huggingface.co", ("huggingface.co", 443)),
+        ("http://mirror.local:8080/hf", ("mirror.local", 8080)),
+        ("http://mirror.local", ("mirror.local", 80)),
+    ],
+)
+def test_hub_reachable_connects_to_the_endpoints_host_and_port(endpoint, expected, monkeypatch):
+    from lvtime import hub
+
+    seen = []
+
+    class Connection:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    monkeypatch.setattr(hub.socket, "create_connection", lambda addr, timeout: seen.append(addr) or Connection())
+    hub.hub_reachable.cache_clear()  # the answer is cached per process
+    try:
+        assert hub.hub_reachable() is True
+    finally:
+        hub.hub_reachable.cache_clear()  # no later test may see this fake answer
+    assert seen == [expected]
