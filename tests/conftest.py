@@ -39,3 +39,15 @@ def h5(tmp_path: Path) -> Path:
     path = tmp_path / "lv.h5"
     data.save_dataset(path, data.simulate(n=20, points=12, seed=0))
     return path
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests run only where CUDA is present (importing torch only if one is marked)."""
+    gpu = [item for item in items if "gpu" in item.keywords]
+    if not gpu:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        for item in gpu:
+            item.add_marker(pytest.mark.skip(reason="needs a CUDA GPU"))

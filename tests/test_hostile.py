@@ -257,6 +257,7 @@ def test_reservation_settles_interrupted_and_failed(tmp_path):
     assert lg.read().totals()["reserved"] == 0
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_baseline_settles_and_exits_130(tmp_path):
     h5 = tmp_path / "long.h5"
     data.save_dataset(h5, data.simulate(n=20, points=100, seed=0))

@@ -58,6 +58,7 @@ def test_corrupt_or_foreign_file_is_reported_and_kept(tmp_path, content):
     assert path.read_text() == content
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_processes_lose_nothing(tmp_path):
     path = tmp_path / "l.json"
     env = {**os.environ, "LVTIME_LEDGER": str(path)}

@@ -176,6 +176,7 @@ def _losses(rows):
     return {r["run"]: r["val_loss"] for r in rows}
 
 
+@pytest.mark.slow
 def test_jobs_2_gives_the_results_of_jobs_1(h5, tmp_path):
     one = spec(h5, tmp_path / "one")
     two = spec(h5, tmp_path / "two")
@@ -190,6 +191,7 @@ def test_jobs_2_gives_the_results_of_jobs_1(h5, tmp_path):
     assert (tmp_path / "two" / "sweep" / "logs" / "r2-lr0.0001.log").exists()
 
 
+@pytest.mark.slow
 def test_printed_commands_run_by_a_shell_are_collected_without_rerunning(h5, tmp_path):
     import subprocess
     import sys
@@ -217,6 +219,7 @@ def test_printed_commands_run_by_a_shell_are_collected_without_rerunning(h5, tmp
     assert len(Ledger().read().entries) == spent  # nothing ran again
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_every_job_and_leaves_them_resumable(h5, tmp_path, monkeypatch):
     import time
 

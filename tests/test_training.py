@@ -221,6 +221,7 @@ def test_numeric_head_trains_and_costs_less(h5, tmp_path):
     assert numeric["val_loss_before"] < full["val_loss_before"]  # 14-way vs 151,936-way
 
 
+@pytest.mark.slow
 def test_sigint_through_a_real_process_then_resume(h5, tmp_path):
     out = tmp_path / "sig"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -262,6 +263,7 @@ def test_sigint_through_a_real_process_then_resume(h5, tmp_path):
     assert json.loads(r.stdout)["steps"] == done + 1
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("torchrun") is None and not os.path.exists(os.path.join(os.path.dirname(sys.executable), "torchrun")),
     reason="torchrun not found",
