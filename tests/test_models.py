@@ -29,8 +29,14 @@ def test_offline_hub_model_fails_clearly(monkeypatch):
     assert "someone/not-a-cached-model" in msg and "smollm2-135m-instruct" in msg and "\n" not in msg
 
 
-def test_dtype_and_device_choices():
-    assert models.pick_device("auto") in ("cpu", "cuda", "mps")
+def test_dtype_and_device_choices(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert models.pick_device("auto") == "cpu"
+    with pytest.raises(UsageError, match="no CUDA"):
+        models.pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert models.pick_device("auto") == "cuda" and models.pick_device("cuda:1") == "cuda:1"
     assert models.pick_dtype("auto", "cpu") == torch.float32
     assert models.pick_dtype("bfloat16", "cpu") == torch.bfloat16
     with pytest.raises(UsageError):

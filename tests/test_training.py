@@ -2,6 +2,7 @@
 resume, interruption, NaN, and two processes under torchrun."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -55,11 +56,17 @@ def test_windows_stride_padding_and_masks():
 
 
 def test_batch_order_is_a_pure_function_of_seed_and_step():
-    c = FinetuneConfig(batch_size=4, grad_accum=2, seed=3)
-    first = [training.batch_indices(s, m, c, 10) for s in range(5) for m in range(2)]
-    again = [training.batch_indices(s, m, c, 10) for s in range(5) for m in range(2)]
-    flat = [i for b in first for i in b]
-    assert first == again and sorted(flat[:10]) == list(range(10))  # one epoch = a permutation
+    split = FinetuneConfig(batch_size=4, grad_accum=2, seed=3)
+    whole = FinetuneConfig(batch_size=4, grad_accum=1, seed=3)
+    micro = [training.batch_indices(s, m, split, 10) for s in range(5) for m in range(2)]
+    steps = [training.batch_indices(s, 0, whole, 10) for s in range(5)]
+    # a step's windows do not depend on how it is split into micro-batches
+    assert steps == [micro[2 * s] + micro[2 * s + 1] for s in range(5)]
+    flat = [i for b in steps for i in b]
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))  # epochs = permutations
+    assert flat[:10] != flat[10:20]  # a fresh order each epoch
+    other = [training.batch_indices(s, 0, whole.model_copy(update={"seed": 4}), 10) for s in range(5)]
+    assert other != steps
 
 
 def test_end_to_end_run_folder_ledger_and_peft(h5, tmp_path):
@@ -147,7 +154,13 @@ def test_over_budget_is_refused_before_anything_is_written(h5, tmp_path):
     assert Ledger().read().entries[0].over_budget
 
 
-def test_dry_run_loads_no_weights_and_writes_nothing(h5, tmp_path):
+def test_dry_run_loads_no_weights_and_writes_nothing(h5, tmp_path, monkeypatch):
+    from lvtime import models
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("--dry-run loaded a model")
+
+    monkeypatch.setattr(models, "load_model", no_loading)
     r = runner.invoke(
         app,
         [
@@ -346,3 +359,43 @@ def test_numeric_head_keeps_ignored_targets_ignored():
     labels = torch.tensor([[-100, -100, vocab - 99, 5]])
     _, count = head(ids, torch.ones_like(ids), labels)
     assert int(count) == 2  # only the two real targets count
+
+
+def test_warmup_then_cosine_schedule_values():
+    cosine = training.lr_lambda(FinetuneConfig(steps=10, warmup_steps=2, schedule="cosine"))
+    assert [cosine(s) for s in (0, 1, 2, 6, 10)] == pytest.approx([0.5, 1.0, 1.0, 0.5, 0.0])
+    constant = training.lr_lambda(FinetuneConfig(steps=10, warmup_steps=4))
+    assert [constant(s) for s in (0, 3, 4, 9)] == pytest.approx([0.25, 1.0, 1.0, 1.0])
+
+
+def _tiny_run(h5, out, **kw):
+    from lvtime import runs
+
+    cfg = FinetuneConfig(data=str(h5), model="tiny-qwen2", out=str(out), context=32, val_series=2, lr=1e-2, **kw)
+    return runs.finetune(cfg)
+
+
+def test_gradient_accumulation_equals_one_big_batch(h5, tmp_path):
+    from safetensors.torch import load_file
+
+    whole = _tiny_run(h5, tmp_path / "whole", steps=2, batch_size=4, grad_accum=1)
+    split = _tiny_run(h5, tmp_path / "split", steps=2, batch_size=4, grad_accum=2)
+    assert split["val_loss_after"] == pytest.approx(whole["val_loss_after"], rel=1e-5)
+    a = load_file(tmp_path / "whole" / "final" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "split" / "final" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert any(a[k].abs().sum() > 0 for k in a if "lora_B" in k)  # training moved the adapter
+
+
+def test_bfloat16_training_runs_with_a_finite_loss(h5, tmp_path):
+    summary = _tiny_run(h5, tmp_path / "bf16", steps=2, batch_size=2, dtype="bfloat16")
+    assert math.isfinite(summary["val_loss_after"]) and summary["steps"] == 2
+    config = json.loads((tmp_path / "bf16" / "config.json").read_text())
+    assert config["config"]["dtype"] == "bfloat16"
+
+
+def test_only_the_newest_checkpoints_are_kept(h5, tmp_path):
+    from lvtime import checkpoints
+
+    _tiny_run(h5, tmp_path / "keep", steps=4, batch_size=2, save_every=1, keep_checkpoints=2)
+    assert checkpoints.steps(tmp_path / "keep") == [3, 4]
