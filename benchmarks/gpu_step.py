@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from lvtime import flops as F
 from lvtime import lora, training
+from lvtime.flops import Architecture, LoraSpec, train_step_flops
 
 # Qwen2.5 ids of 0-9 . , ; and <|endoftext|> (the numeric head), so no tokenizer is needed.
 NUMERIC_IDS = list(range(15, 25)) + [13, 11, 26, 151643]
@@ -81,10 +81,10 @@ def bench(model, cfg, mode: str, batch: int, context: int, steps: int, warmup: i
     if device.startswith("cuda"):
         torch.cuda.synchronize()
     dt = (time.perf_counter() - t0) / steps
-    arch = F.Architecture.from_hf_config(cfg)
+    arch = Architecture.from_hf_config(cfg)
     head_vocab = 14 if mode == "numeric" else None
-    model_flops = F.train_step_flops(arch, context, batch, F.LoraSpec(rank=4), "2mnk", head_vocab)
-    full_flops = F.train_step_flops(arch, context, batch, F.LoraSpec(rank=4), "2mnk", None)
+    model_flops = train_step_flops(arch, context, batch, LoraSpec(rank=4), "2mnk", head_vocab)
+    full_flops = train_step_flops(arch, context, batch, LoraSpec(rank=4), "2mnk", None)
     return {
         "mode": mode,
         "batch": batch,

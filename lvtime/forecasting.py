@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lvtime import flops as F
 from lvtime import kvcache, llmtime
 from lvtime.errors import TokenizerError, UsageError
+from lvtime.flops import Architecture, generate_flops
 from lvtime.tokenizer import llmtime_token_ids
 
 # Grammar phases of the state machine.
@@ -255,7 +255,7 @@ def prompts_for(history: np.ndarray, tokenizer, decimals: int) -> tuple[list[lis
 
 
 def estimate(
-    arch: F.Architecture,
+    arch: Architecture,
     prompt_lens: list[int],
     horizon: int,
     decimals: int,
@@ -271,7 +271,7 @@ def estimate(
     total = 0.0
     for i in range(0, len(lens), per_batch):
         chunk = lens[i : i + per_batch]
-        total += F.generate_flops(
+        total += generate_flops(
             arch,
             max(chunk),
             n_new,
@@ -291,7 +291,7 @@ def series_per_batch(batch_size: int, num_samples: int) -> int:
 def forecast(
     model,
     tokenizer,
-    arch: F.Architecture,
+    arch: Architecture,
     series: np.ndarray,
     indices: np.ndarray,
     history: int = 50,
@@ -339,7 +339,7 @@ def forecast(
         )
         for j, cols in enumerate(seqs):
             texts[chunk[j // num_samples]][j % num_samples] = columns_to_text(cols)
-        flops += F.generate_flops(
+        flops += generate_flops(
             arch,
             p_len,
             fed + 1,

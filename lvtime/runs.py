@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from lvtime import flops as F
 from lvtime import folders
 from lvtime.config import FinetuneConfig
 from lvtime.errors import LvtimeError, ModelError, UsageError
+from lvtime.flops import Architecture
 from lvtime.ledger import Ledger
 
 
@@ -27,7 +27,7 @@ class Plan:
     """What a run will do and cost, known before loading weights."""
 
     config: FinetuneConfig
-    architecture: F.Architecture
+    architecture: Architecture
     data: dict  # windows and tokens per split
     estimate: dict  # train / eval / total FLOPs of what is left to run
     resume_step: int | None

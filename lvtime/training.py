@@ -31,10 +31,11 @@ import numpy as np
 import torch
 
 from lvtime import checkpoints, llmtime, lora
-from lvtime import flops as F
 from lvtime.config import FinetuneConfig, provenance
 from lvtime.data import Dataset, split_indices
 from lvtime.errors import Interrupted, TrainingError, UsageError
+from lvtime.flops import Architecture, LoraSpec, forward_flops, train_step_flops
+from lvtime.flops import total as sum_flops
 
 IGNORE = -100
 
@@ -155,20 +156,20 @@ def head_vocab(cfg: FinetuneConfig) -> int | None:
     return llmtime.NUMERIC_HEAD_SIZE if cfg.head == "numeric" else None
 
 
-def step_flops(cfg: FinetuneConfig, arch: F.Architecture) -> float:
-    spec = F.LoraSpec(rank=cfg.rank, targets=cfg.targets)
-    return F.train_step_flops(arch, cfg.context, cfg.batch_size, spec, cfg.convention, head_vocab(cfg))
+def step_flops(cfg: FinetuneConfig, arch: Architecture) -> float:
+    spec = LoraSpec(rank=cfg.rank, targets=cfg.targets)
+    return train_step_flops(arch, cfg.context, cfg.batch_size, spec, cfg.convention, head_vocab(cfg))
 
 
-def eval_flops(cfg: FinetuneConfig, arch: F.Architecture, val_windows: int) -> float:
-    spec = F.LoraSpec(rank=cfg.rank, targets=cfg.targets)
-    fwd = F.forward_flops(
+def eval_flops(cfg: FinetuneConfig, arch: Architecture, val_windows: int) -> float:
+    spec = LoraSpec(rank=cfg.rank, targets=cfg.targets)
+    fwd = forward_flops(
         arch, cfg.context, val_windows, lora=spec, convention=cfg.convention, head_vocab=head_vocab(cfg)
     )
-    return F.total(fwd)
+    return sum_flops(fwd)
 
 
-def run_estimate(cfg: FinetuneConfig, arch: F.Architecture, val_windows: int, from_step: int = 0) -> dict:
+def run_estimate(cfg: FinetuneConfig, arch: Architecture, val_windows: int, from_step: int = 0) -> dict:
     """FLOPs of the steps still to run and the validation passes they include."""
     evals = [s for s in cfg.eval_steps if s > from_step or s == from_step == 0]
     train = (cfg.steps - from_step) * step_flops(cfg, arch)

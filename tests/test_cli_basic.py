@@ -77,11 +77,11 @@ def test_decode_stdin_and_report():
 
 
 def test_flops_json_matches_library():
-    from lvtime import flops as F
+    from lvtime import flops
 
     r = run("flops", "--seq", 512, "--batch", 4, "--steps", 10, "--json")
     doc = json.loads(r.stdout)
-    step = F.train_step_flops(F.PRESETS["qwen2.5-0.5b-instruct"], 512, 4, F.LoraSpec(rank=4))
+    step = flops.train_step_flops(flops.PRESETS["qwen2.5-0.5b-instruct"], 512, 4, flops.LoraSpec(rank=4))
     assert doc["train_step"] == step and doc["run"] == 10 * step
     assert doc["budget_fraction"] == pytest.approx(10 * step / 1e17)
     r = run("flops", "--mode", "generate", "--seq", 100, "--new-tokens", 10, "--json")

@@ -2,10 +2,10 @@
 
 import pytest
 
-from lvtime import flops as F
+from lvtime import flops
 
 # d=4, I=6, 1 layer, 2 heads of dim 2, 1 KV head, vocab 5, q/k/v biases.
-TINY = F.Architecture(
+TINY = flops.Architecture(
     hidden_size=4,
     intermediate_size=6,
     num_layers=1,
@@ -42,13 +42,13 @@ COURSEWORK = {
 
 
 def test_coursework_by_hand():
-    got = F.forward_flops(TINY, 3)
+    got = flops.forward_flops(TINY, 3)
     assert got == {k: float(v) for k, v in COURSEWORK.items()}
-    assert F.total(got) == 1734
+    assert flops.total(got) == 1734
 
 
 def test_exact_by_hand():
-    got = F.forward_flops(TINY, 3, convention="exact")
+    got = flops.forward_flops(TINY, 3, convention="exact")
     expected = dict(COURSEWORK)
     expected.update(
         position_add=0,
@@ -62,7 +62,7 @@ def test_exact_by_hand():
 
 
 def test_2mnk_by_hand():
-    got = F.forward_flops(TINY, 3, convention="2mnk")
+    got = flops.forward_flops(TINY, 3, convention="2mnk")
     nonzero = {k: v for k, v in got.items() if v}
     assert nonzero == {
         "q_proj": 2 * 3 * 4 * 4,
@@ -79,47 +79,47 @@ def test_2mnk_by_hand():
 
 
 def test_lora_by_hand():
-    got = F.forward_flops(TINY, 3, lora=F.LoraSpec(rank=1, targets=["q_proj", "v_proj"]))
+    got = flops.forward_flops(TINY, 3, lora=flops.LoraSpec(rank=1, targets=["q_proj", "v_proj"]))
     assert got["lora_down"] == 2 * (3 * 1 * 7)  # 2 modules x matmul(3, 4, 1)
     assert got["lora_up"] == 2 * (3 * 4 * 1)  # 2 modules x matmul(3, 1, 4)
     assert got["lora_scale_add"] == 2 * 2 * 3 * 4  # scale + add on each output element
-    base = F.forward_flops(TINY, 3)
-    assert F.total(got) - F.total(base) == 42 + 24 + 48
+    base = flops.forward_flops(TINY, 3)
+    assert flops.total(got) - flops.total(base) == 42 + 24 + 48
     with pytest.raises(Exception, match="unknown LoRA target"):
-        F.forward_flops(TINY, 3, lora=F.LoraSpec(rank=1, targets=["nope"]))
+        flops.forward_flops(TINY, 3, lora=flops.LoraSpec(rank=1, targets=["nope"]))
 
 
 def test_batch_layers_and_head_scale_linearly():
-    one = F.total(F.forward_flops(TINY, 3))
-    assert F.total(F.forward_flops(TINY, 3, 5)) == 5 * one
+    one = flops.total(flops.forward_flops(TINY, 3))
+    assert flops.total(flops.forward_flops(TINY, 3, 5)) == 5 * one
     two_layers = TINY.model_copy(update={"num_layers": 2})
     per_layer = one - COURSEWORK["position_add"] - COURSEWORK["final_norm"] - COURSEWORK["lm_head"]
-    assert F.total(F.forward_flops(two_layers, 3)) == one + per_layer
-    numeric = F.forward_flops(TINY, 3, head_vocab=2)
+    assert flops.total(flops.forward_flops(two_layers, 3)) == one + per_layer
+    numeric = flops.forward_flops(TINY, 3, head_vocab=2)
     assert numeric["lm_head"] == 3 * 2 * 7
 
 
 def test_generate_is_prefill_plus_cached_steps():
-    got = F.generate_flops(TINY, prompt_len=2, new_tokens=3)
-    prefill = F.total(F.forward_flops(TINY, 2, head_positions=1))
-    steps = F.total(F.forward_flops(TINY, 1, context=3)) + F.total(F.forward_flops(TINY, 1, context=4))
+    got = flops.generate_flops(TINY, prompt_len=2, new_tokens=3)
+    prefill = flops.total(flops.forward_flops(TINY, 2, head_positions=1))
+    steps = flops.total(flops.forward_flops(TINY, 1, context=3)) + flops.total(flops.forward_flops(TINY, 1, context=4))
     assert got["prefill"] == prefill
     assert got["decode"] == pytest.approx(steps, rel=1e-12)
-    assert F.generate_flops(TINY, 2, 1)["decode"] == 0
+    assert flops.generate_flops(TINY, 2, 1)["decode"] == 0
 
 
 def test_train_and_run():
-    fwd = F.total(F.forward_flops(TINY, 3, 2))
-    assert F.train_step_flops(TINY, 3, 2) == 3 * fwd
-    run = F.training_run_flops(TINY, 3, 2, steps=10, eval_windows=4, eval_passes=2)
+    fwd = flops.total(flops.forward_flops(TINY, 3, 2))
+    assert flops.train_step_flops(TINY, 3, 2) == 3 * fwd
+    run = flops.training_run_flops(TINY, 3, 2, steps=10, eval_windows=4, eval_passes=2)
     assert run["train"] == 30 * fwd
-    assert run["eval"] == 2 * 4 * F.total(F.forward_flops(TINY, 3))
+    assert run["eval"] == 2 * 4 * flops.total(flops.forward_flops(TINY, 3))
 
 
 def test_qwen_preset_params_and_the_studys_step():
-    qwen = F.PRESETS["qwen2.5-0.5b-instruct"]
+    qwen = flops.PRESETS["qwen2.5-0.5b-instruct"]
     assert qwen.n_params() == 494_032_768
-    step = F.train_step_flops(qwen, 512, 4, F.LoraSpec(rank=4))
+    step = flops.train_step_flops(qwen, 512, 4, flops.LoraSpec(rank=4))
     assert step == pytest.approx(6.8e12, rel=0.02)
 
 
@@ -137,8 +137,8 @@ def test_from_hf_config(tmp_path):
         "tie_word_embeddings": True,
     }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
-    arch = F.resolve_architecture(str(tmp_path / "config.json"))
-    assert arch.model_dump(exclude={"name"}) == F.PRESETS["qwen2.5-0.5b-instruct"].model_dump(exclude={"name"})
-    assert F.resolve_architecture("Qwen/Qwen2.5-0.5B-Instruct").name == "Qwen2.5-0.5B-Instruct"
+    arch = flops.resolve_architecture(str(tmp_path / "config.json"))
+    assert arch.model_dump(exclude={"name"}) == flops.PRESETS["qwen2.5-0.5b-instruct"].model_dump(exclude={"name"})
+    assert flops.resolve_architecture("Qwen/Qwen2.5-0.5B-Instruct").name == "Qwen2.5-0.5B-Instruct"
     with pytest.raises(Exception, match="unknown model"):
-        F.resolve_architecture("no-such-model")
+        flops.resolve_architecture("no-such-model")

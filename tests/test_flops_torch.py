@@ -7,7 +7,7 @@ transformers = pytest.importorskip("transformers")
 
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from lvtime import flops as F  # noqa: E402
+from lvtime import flops  # noqa: E402
 
 
 def qwen2(**kw):
@@ -51,5 +51,5 @@ def test_2mnk_matches_flop_counter(shape, seq):
     with counter, torch.no_grad():
         model(input_ids=ids)
     measured = counter.get_total_flops()
-    estimate = F.total(F.forward_flops(F.Architecture.from_hf_config(cfg), seq, 2, convention="2mnk"))
+    estimate = flops.total(flops.forward_flops(flops.Architecture.from_hf_config(cfg), seq, 2, convention="2mnk"))
     assert estimate == pytest.approx(measured, rel=0.005)

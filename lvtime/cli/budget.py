@@ -62,27 +62,28 @@ def flops(
       lvtime flops --seq 512 --batch 4 --steps 600 --rank 8\n
       lvtime flops --mode generate --seq 550 --new-tokens 550 --batch 100
     """
-    from lvtime import flops as F
+    from lvtime.flops import TRAIN_MULTIPLIER, LoraSpec, forward_flops, generate_flops, resolve_architecture
+    from lvtime.flops import total as sum_flops
 
     if mode not in ("forward", "train", "generate"):
         raise UsageError(f"--mode must be forward, train or generate, not {mode!r}")
-    arch = F.resolve_architecture(model)
+    arch = resolve_architecture(model)
     hv = head_vocab_for(head)
     lora = None
     if rank > 0 and mode != "generate":  # generation runs on a merged adapter
-        lora = F.LoraSpec(rank=rank, targets=[t for t in targets.split(",") if t])
+        lora = LoraSpec(rank=rank, targets=[t for t in targets.split(",") if t])
     kw = dict(lora=lora, convention=convention, head_vocab=hv)
     if mode == "generate":
         if new_tokens < 1:
             raise UsageError("--mode generate needs --new-tokens >= 1")
-        components = F.forward_flops(arch, seq, batch, head_positions=1, **kw)
-        gen = F.generate_flops(arch, seq, new_tokens, batch, convention=convention, head_vocab=hv)
+        components = forward_flops(arch, seq, batch, head_positions=1, **kw)
+        gen = generate_flops(arch, seq, new_tokens, batch, convention=convention, head_vocab=hv)
         run = gen["total"]
     else:
-        components = F.forward_flops(arch, seq, batch, **kw)
+        components = forward_flops(arch, seq, batch, **kw)
         gen = None
-    fwd = F.total(components)
-    step = F.TRAIN_MULTIPLIER * fwd
+    fwd = sum_flops(components)
+    step = TRAIN_MULTIPLIER * fwd
     if mode == "train":
         run = steps * step
     elif mode == "forward":
