@@ -44,7 +44,6 @@ class LoadedModel:
     architecture: Architecture
     device: str
     dtype: str
-    tokenizer_source: str
 
 
 def pick_device(device: str = "auto") -> str:
@@ -92,15 +91,15 @@ def load_model(model: str = QWEN_HUB_ID, device: str = "auto", dtype: str = "aut
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     if source == "tiny-qwen2":
-        net, tok, tok_src = _tiny_qwen2(torch_dtype)
+        net, tok = _tiny_qwen2(torch_dtype)
     elif source == "smollm2-135m-instruct":
-        net, tok, tok_src = _from_folder(_smollm2_folder(), torch_dtype)
+        net, tok = _from_folder(_smollm2_folder(), torch_dtype)
     elif source.endswith(".gguf"):
-        net, tok, tok_src = _from_folder(_converted_gguf(Path(source)), torch_dtype)
+        net, tok = _from_folder(_converted_gguf(Path(source)), torch_dtype)
     elif Path(source).is_dir():
-        net, tok, tok_src = _from_folder(Path(source), torch_dtype)
+        net, tok = _from_folder(Path(source), torch_dtype)
     else:
-        net, tok, tok_src = _from_hub(QWEN_HUB_ID if source == "qwen2.5-0.5b-instruct" else source, torch_dtype)
+        net, tok = _from_hub(QWEN_HUB_ID if source == "qwen2.5-0.5b-instruct" else source, torch_dtype)
     net.to(dev).eval()
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -111,7 +110,6 @@ def load_model(model: str = QWEN_HUB_ID, device: str = "auto", dtype: str = "aut
         architecture=Architecture.from_hf_config(net.config, name=source),
         device=dev,
         dtype=str(torch_dtype).removeprefix("torch."),
-        tokenizer_source=tok_src,
     )
 
 
@@ -156,8 +154,7 @@ def _from_hub(source: str, torch_dtype):
         )
     except Exception as exc:
         raise ModelError(_unavailable(source, exc)) from None
-    tok, tok_src = load_tokenizer(source)
-    return net, tok, tok_src
+    return net, load_tokenizer(source)[0]
 
 
 def _from_folder(folder: Path, torch_dtype):
@@ -168,7 +165,7 @@ def _from_folder(folder: Path, torch_dtype):
         tok = AutoTokenizer.from_pretrained(folder)
     except Exception as exc:
         raise ModelError(f"{folder}: cannot load a model ({str(exc).splitlines()[0]})") from None
-    return net, tok, str(folder)
+    return net, tok
 
 
 def _tiny_qwen2(torch_dtype):
@@ -197,8 +194,7 @@ def _tiny_qwen2(torch_dtype):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         net = Qwen2ForCausalLM(config).to(torch_dtype)
-    tok, tok_src = load_tokenizer(QWEN_HUB_ID)
-    return net, tok, tok_src
+    return net, load_tokenizer(QWEN_HUB_ID)[0]
 
 
 def _smollm2_folder() -> Path:
