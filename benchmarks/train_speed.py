@@ -31,7 +31,7 @@ def one(args, path: str, dtype: str, head: str) -> dict:
     import numpy as np
     import torch
 
-    from lvtime import data, llmtime, lora, training
+    from lvtime import data, llmtime, lora, training, windows
     from lvtime.models import load_model
     from lvtime.tokenizer import llmtime_token_ids
 
@@ -39,8 +39,8 @@ def one(args, path: str, dtype: str, head: str) -> dict:
     lm = load_model(args.model, device=args.device, dtype=dtype)
     lora.inject(lm.model, rank=8)
     ds = data.simulate(n=16, points=100, seed=0)
-    seqs = training.encode_series(ds, np.arange(16), lm.tokenizer, 2, None)
-    w = training.make_windows(seqs, args.context, args.context // 2, lm.tokenizer.pad_token_id)
+    seqs = windows.encode_series(ds, np.arange(16), lm.tokenizer, 2, None)
+    w = windows.make_windows(seqs, args.context, args.context // 2, lm.tokenizer.pad_token_id)
     opt = torch.optim.AdamW(lora.lora_parameters(lm.model), lr=1e-4)
     ids = None
     if head == "numeric":

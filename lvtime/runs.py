@@ -65,7 +65,8 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     """Resolve data windows and the cost of the run (tokenizer only, no weights)."""
     from lvtime.data import load_dataset
     from lvtime.models import architecture_for, tokenizer_for
-    from lvtime.training import eval_flops, prepare_data, run_estimate, step_flops
+    from lvtime.training import eval_flops, run_estimate, step_flops
+    from lvtime.windows import prepare_data
 
     run_dir = Path(cfg.out)
     resume_step, notes = None, []
@@ -110,8 +111,9 @@ def finetune(
 ) -> dict:
     """Check the folder, plan, reserve, train, record. Returns the summary written to
     ``summary.json`` (an empty dict on ranks other than 0)."""
+    from lvtime.distributed import init_distributed
     from lvtime.models import load_model, pick_device
-    from lvtime.training import Result, init_distributed, train
+    from lvtime.training import Result, train
 
     ledger = ledger or Ledger()
     run_dir = Path(cfg.out)

@@ -1,17 +1,15 @@
-"""LoRA fine-tuning: windows of LLMTIME tokens, the training loop, checkpoints, resume.
+"""LoRA fine-tuning: the run's cost, the loss head and the loop (setup, fit, validate).
 
-Data: every training series is LLMTIME-encoded (its own alpha, or one global alpha)
-and tokenized; token sequences are cut into windows of ``context`` tokens with stride
-``context / 2`` for training and ``context`` for validation. The short tail window
-is padded, and padding is masked out of the attention and of the loss (label -100).
+Data come from :mod:`lvtime.windows`, checkpoints from :mod:`lvtime.checkpoints`, process
+groups from :mod:`lvtime.distributed`.
 
 Speed: only LoRA parameters have gradients; the loss is computed from the final
 hidden states, over the 14 LLMTIME tokens when ``head="numeric"``; weights run in the
 chosen dtype with autocast; attention is PyTorch's scaled-dot-product kernel; a step
 waits on the device once (for its loss).
 
-Scale: under ``torchrun`` each process takes a slice of every batch; gradients and
-losses are summed across processes, so the updates equal a single-process run's.
+Scale: under ``torchrun`` each process takes a slice of every batch (see
+:mod:`lvtime.distributed`).
 """
 
 from __future__ import annotations
@@ -19,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -27,127 +24,15 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from lvtime import checkpoints, llmtime, lora
 from lvtime.config import FinetuneConfig, provenance
-from lvtime.data import Dataset, split_indices
-from lvtime.errors import Interrupted, TrainingError, UsageError
+from lvtime.distributed import Dist
+from lvtime.errors import Interrupted, TrainingError
 from lvtime.flops import Architecture, LoraSpec, forward_flops, train_step_flops
 from lvtime.flops import total as sum_flops
-
-IGNORE = -100
-
-
-# --- data ------------------------------------------------------------------------------
-
-
-@dataclass
-class Windows:
-    """Fixed-length token windows: ``input_ids``, ``attention_mask``, ``labels`` (W, C)."""
-
-    input_ids: torch.Tensor
-    attention_mask: torch.Tensor
-    labels: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.input_ids.shape[0]
-
-    @property
-    def n_tokens(self) -> int:
-        """Real (non-padding) tokens."""
-        return int(self.attention_mask.sum())
-
-
-def encode_series(
-    dataset: Dataset, indices: np.ndarray, tokenizer, cfg: FinetuneConfig, alpha: float | None
-) -> list[list[int]]:
-    """Token ids of each selected series' LLMTIME text.
-
-    ``alpha`` (global) wins; else with ``alpha_from="history"`` each series is scaled
-    by the alpha of its first ``history`` steps, as its forecast prompt will be.
-    """
-    series = dataset.trajectories[indices]
-    if alpha is None and cfg.alpha_from == "history":
-        alpha = llmtime.compute_alpha(series[:, : cfg.history])
-    texts, _ = llmtime.encode_batch(series, alpha, cfg.decimals)
-    return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
-
-
-def window_starts(seq: list[int], context: int, stride: int, step_sep: int | None = None) -> list[int]:
-    """Start positions of the windows over one token sequence.
-
-    Without ``step_sep``: every ``stride`` tokens until a window reaches the end. With
-    it (the ``;`` token id): the same, but each start moves back to the nearest time-step
-    boundary (just after a ``;``, or 0), so every window begins like a forecast prompt.
-    """
-    boundaries = [0] + [i + 1 for i, t in enumerate(seq) if t == step_sep] if step_sep is not None else None
-    starts = [0]
-    while starts[-1] + context < len(seq):
-        target = starts[-1] + stride
-        if boundaries is not None:
-            # the last boundary at or before target that still moves forward; else the next one
-            before = [b for b in boundaries if starts[-1] < b <= target]
-            after = [b for b in boundaries if b > target]
-            target = before[-1] if before else (after[0] if after else target)
-        starts.append(target)
-    return starts
-
-
-def make_windows(seqs: list[list[int]], context: int, stride: int, pad_id: int, step_sep: int | None = None) -> Windows:
-    """Cut each sequence into windows (see :func:`window_starts`); pad the last one to
-    ``context``."""
-    rows: list[list[int]] = []
-    for seq in seqs:
-        for start in window_starts(seq, context, stride, step_sep):
-            rows.append(seq[start : start + context])
-    ids = torch.full((len(rows), context), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), context), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        mask[i, : len(row)] = 1
-    labels = ids.masked_fill(mask == 0, IGNORE)
-    return Windows(ids, mask, labels)
-
-
-@dataclass
-class TrainingData:
-    train: Windows
-    val: Windows
-    alpha: float | None  # the global alpha, when used
-
-    def describe(self) -> dict:
-        return {
-            "train_windows": len(self.train),
-            "train_tokens": self.train.n_tokens,
-            "val_windows": len(self.val),
-            "val_tokens": self.val.n_tokens,
-            "global_alpha": self.alpha,
-        }
-
-
-def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingData:
-    splits = split_indices(dataset.n_series, cfg.split_scheme, cfg.seed)
-    train_idx = splits["train"][: cfg.train_series]
-    val_idx = splits["val"][: cfg.val_series]
-    if len(train_idx) == 0 or len(val_idx) == 0:
-        raise UsageError(f"{dataset.path}: too few series for a train and a validation split")
-    alpha = None
-    if cfg.alpha_mode == "global":
-        alpha = llmtime.global_alpha(dataset.trajectories[splits["train"]])
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    sep = None
-    if cfg.window_starts == "steps":
-        from lvtime.tokenizer import llmtime_token_ids
-
-        sep = llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET)[llmtime.STEP_SEP]
-    train_seqs = encode_series(dataset, train_idx, tokenizer, cfg, alpha)
-    train = make_windows(train_seqs, cfg.context, max(cfg.context // 2, 1), pad, sep)
-    # validation windows do not overlap (stride = context; at most one step with --window-starts steps)
-    val = make_windows(encode_series(dataset, val_idx, tokenizer, cfg, alpha), cfg.context, cfg.context, pad, sep)
-    return TrainingData(train, val, alpha)
-
+from lvtime.windows import IGNORE, TrainingData, Windows
 
 # --- cost -----------------------------------------------------------------------------
 
@@ -175,48 +60,6 @@ def run_estimate(cfg: FinetuneConfig, arch: Architecture, val_windows: int, from
     train = (cfg.steps - from_step) * step_flops(cfg, arch)
     evaluation = len(evals) * eval_flops(cfg, arch, val_windows)
     return {"train": train, "eval": evaluation, "total": train + evaluation, "eval_passes": len(evals)}
-
-
-# --- distributed ----------------------------------------------------------------------
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world: int = 1
-    device: str | None = None  # this rank's device under torchrun: cuda:LOCAL_RANK (NCCL) or cpu (gloo)
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def sum(self, *values: float) -> list[float]:
-        if self.world == 1:
-            return list(values)
-        # NCCL reduces only tensors on the rank's own GPU; gloo takes CPU tensors
-        t = torch.tensor(values, dtype=torch.float64, device=self.device or "cpu")
-        torch.distributed.all_reduce(t)
-        return t.tolist()
-
-    def any(self, flag: bool) -> bool:
-        return self.sum(float(flag))[0] > 0
-
-
-def init_distributed(device: str) -> Dist:
-    """Join the process group torchrun set up: NCCL with each rank on ``cuda:LOCAL_RANK``,
-    gloo on CPU."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world == 1:
-        return Dist()
-    import torch.distributed as dist
-
-    cuda = device.startswith("cuda")
-    local = int(os.environ.get("LOCAL_RANK", "0"))
-    if cuda:
-        torch.cuda.set_device(local)
-    if not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu")
 
 
 # --- loss -----------------------------------------------------------------------------

@@ -16,10 +16,11 @@ torch = pytest.importorskip("torch")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from lvtime import checkpoints, data, training  # noqa: E402
+from lvtime import checkpoints, data, training, windows  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 from lvtime.config import FinetuneConfig  # noqa: E402
 from lvtime.errors import BudgetError, Interrupted, TrainingError  # noqa: E402
+from lvtime.flops import PRESETS  # noqa: E402
 from lvtime.ledger import Ledger  # noqa: E402
 from lvtime.runs import finetune  # noqa: E402
 
@@ -46,12 +47,12 @@ def metric_rows(run_dir):
 
 
 def test_windows_stride_padding_and_masks():
-    w = training.make_windows([list(range(1, 11)), [7, 8, 9]], context=4, stride=2, pad_id=0)
+    w = windows.make_windows([list(range(1, 11)), [7, 8, 9]], context=4, stride=2, pad_id=0)
     assert w.input_ids.tolist() == [[1, 2, 3, 4], [3, 4, 5, 6], [5, 6, 7, 8], [7, 8, 9, 10], [7, 8, 9, 0]]
     assert w.attention_mask[-1].tolist() == [1, 1, 1, 0]
     assert w.labels[-1].tolist() == [7, 8, 9, -100]
     assert w.n_tokens == 19
-    val = training.make_windows([list(range(1, 11))], context=4, stride=4, pad_id=0)
+    val = windows.make_windows([list(range(1, 11))], context=4, stride=4, pad_id=0)
     assert val.input_ids.tolist() == [[1, 2, 3, 4], [5, 6, 7, 8], [9, 10, 0, 0]]
 
 
@@ -88,9 +89,9 @@ def test_end_to_end_run_folder_ledger_and_peft(h5, tmp_path):
     (entry,) = Ledger().read().entries
     assert entry.status == "completed" and entry.kind == "finetune"
     # what was spent equals the estimate for the tokens processed: 4 steps + 3 evals
-    step = training.step_flops(cfg(h5, out), training.F.PRESETS["tiny-qwen2"])
+    step = training.step_flops(cfg(h5, out), PRESETS["tiny-qwen2"])
     n_val = summary["val_windows"]
-    ev = training.eval_flops(cfg(h5, out), training.F.PRESETS["tiny-qwen2"], n_val)
+    ev = training.eval_flops(cfg(h5, out), PRESETS["tiny-qwen2"], n_val)
     assert entry.spent_flops == pytest.approx(4 * step + 3 * ev)
     assert entry.estimated_flops == pytest.approx(entry.spent_flops)
     peft = pytest.importorskip("peft")
@@ -323,11 +324,11 @@ def test_two_processes_match_one(h5, tmp_path):
 def test_windows_start_at_time_step_boundaries():
     sep = 9
     seq = [1, 2, sep, 3, 4, 5, sep, 6, sep, 7, 8, 8, 8, sep, 1, 2]
-    starts = training.window_starts(seq, context=6, stride=3, step_sep=sep)
+    starts = windows.window_starts(seq, context=6, stride=3, step_sep=sep)
     boundaries = {0} | {i + 1 for i, t in enumerate(seq) if t == sep}
     assert starts[0] == 0 and set(starts) <= boundaries
     assert starts == sorted(set(starts)) and starts[-1] + 6 >= len(seq)  # forward, to the end
-    assert training.window_starts(seq, context=6, stride=3) == [0, 3, 6, 9, 12]
+    assert windows.window_starts(seq, context=6, stride=3) == [0, 3, 6, 9, 12]
 
 
 def test_forecast_aligned_data_options(h5, tmp_path):
@@ -337,10 +338,10 @@ def test_forecast_aligned_data_options(h5, tmp_path):
     tok = tokenizer_for("tiny-qwen2")
     c = cfg(h5, tmp_path / "a", alpha_from="history", history=5, window_starts="steps")
     ds = data.load_dataset(h5)
-    (seq,) = training.encode_series(ds, [3], tok, c, None)
+    (seq,) = windows.encode_series(ds, [3], tok, c, None)
     expected, _ = llmtime.encode(ds.trajectories[3], llmtime.compute_alpha(ds.trajectories[3, :5]))
     assert tok.decode(seq) == expected
-    d = training.prepare_data(c, ds, tok)
+    d = windows.prepare_data(c, ds, tok)
     semi = tok.encode(";", add_special_tokens=False)[0]
     first = d.train.input_ids[:, 0]
     # every window starts with a digit (a step's first value), never mid-number after a ';'

@@ -1,0 +1,129 @@
+"""LLMTIME token windows for training and validation.
+
+Every training series is LLMTIME-encoded (its own alpha, the alpha of its first
+``history`` steps, or one global alpha) and tokenized; token sequences are cut into
+windows of ``context`` tokens with stride ``context / 2`` for training and ``context``
+for validation (optionally starting at time-step boundaries, like a forecast prompt).
+The short tail window is padded, and padding is masked out of the attention and of the
+loss (label -100).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from lvtime import llmtime
+from lvtime.config import FinetuneConfig
+from lvtime.data import Dataset, split_indices
+from lvtime.errors import UsageError
+
+IGNORE = -100  # label of a position that is not a target (padding)
+
+
+@dataclass
+class Windows:
+    """Fixed-length token windows: ``input_ids``, ``attention_mask``, ``labels`` (W, C)."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    labels: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.input_ids.shape[0]
+
+    @property
+    def n_tokens(self) -> int:
+        """Real (non-padding) tokens."""
+        return int(self.attention_mask.sum())
+
+
+def encode_series(
+    dataset: Dataset, indices: np.ndarray, tokenizer, cfg: FinetuneConfig, alpha: float | None
+) -> list[list[int]]:
+    """Token ids of each selected series' LLMTIME text.
+
+    ``alpha`` (global) wins; else with ``alpha_from="history"`` each series is scaled
+    by the alpha of its first ``history`` steps, as its forecast prompt will be.
+    """
+    series = dataset.trajectories[indices]
+    if alpha is None and cfg.alpha_from == "history":
+        alpha = llmtime.compute_alpha(series[:, : cfg.history])
+    texts, _ = llmtime.encode_batch(series, alpha, cfg.decimals)
+    return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
+
+
+def window_starts(seq: list[int], context: int, stride: int, step_sep: int | None = None) -> list[int]:
+    """Start positions of the windows over one token sequence.
+
+    Without ``step_sep``: every ``stride`` tokens until a window reaches the end. With
+    it (the ``;`` token id): the same, but each start moves back to the nearest time-step
+    boundary (just after a ``;``, or 0), so every window begins like a forecast prompt.
+    """
+    boundaries = [0] + [i + 1 for i, t in enumerate(seq) if t == step_sep] if step_sep is not None else None
+    starts = [0]
+    while starts[-1] + context < len(seq):
+        target = starts[-1] + stride
+        if boundaries is not None:
+            # the last boundary at or before target that still moves forward; else the next one
+            before = [b for b in boundaries if starts[-1] < b <= target]
+            after = [b for b in boundaries if b > target]
+            target = before[-1] if before else (after[0] if after else target)
+        starts.append(target)
+    return starts
+
+
+def make_windows(seqs: list[list[int]], context: int, stride: int, pad_id: int, step_sep: int | None = None) -> Windows:
+    """Cut each sequence into windows (see :func:`window_starts`); pad the last one to
+    ``context``."""
+    rows: list[list[int]] = []
+    for seq in seqs:
+        for start in window_starts(seq, context, stride, step_sep):
+            rows.append(seq[start : start + context])
+    ids = torch.full((len(rows), context), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), context), dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
+    labels = ids.masked_fill(mask == 0, IGNORE)
+    return Windows(ids, mask, labels)
+
+
+@dataclass
+class TrainingData:
+    train: Windows
+    val: Windows
+    alpha: float | None  # the global alpha, when used
+
+    def describe(self) -> dict:
+        return {
+            "train_windows": len(self.train),
+            "train_tokens": self.train.n_tokens,
+            "val_windows": len(self.val),
+            "val_tokens": self.val.n_tokens,
+            "global_alpha": self.alpha,
+        }
+
+
+def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingData:
+    splits = split_indices(dataset.n_series, cfg.split_scheme, cfg.seed)
+    train_idx = splits["train"][: cfg.train_series]
+    val_idx = splits["val"][: cfg.val_series]
+    if len(train_idx) == 0 or len(val_idx) == 0:
+        raise UsageError(f"{dataset.path}: too few series for a train and a validation split")
+    alpha = None
+    if cfg.alpha_mode == "global":
+        alpha = llmtime.global_alpha(dataset.trajectories[splits["train"]])
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    sep = None
+    if cfg.window_starts == "steps":
+        from lvtime.tokenizer import llmtime_token_ids
+
+        sep = llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET)[llmtime.STEP_SEP]
+    train_seqs = encode_series(dataset, train_idx, tokenizer, cfg, alpha)
+    train = make_windows(train_seqs, cfg.context, max(cfg.context // 2, 1), pad, sep)
+    # validation windows do not overlap (stride = context; at most one step with --window-starts steps)
+    val = make_windows(encode_series(dataset, val_idx, tokenizer, cfg, alpha), cfg.context, cfg.context, pad, sep)
+    return TrainingData(train, val, alpha)
