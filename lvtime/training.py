@@ -239,156 +239,184 @@ def train(
     kept up to date as the run goes, so a caller still knows what was spent (FLOPs of
     this invocation) after an exception.
     """
-    model, device = loaded.model, loaded.device
-    dtype = getattr(torch, loaded.dtype)
-    torch.manual_seed(cfg.seed)
-    lora.inject(model, cfg.rank, cfg.lora_alpha, cfg.lora_dropout, cfg.targets)
-    result = result or Result(out=run_dir, steps_done=0)
-    result.trainable = lora.trainable_summary(model)
-    numeric = None
-    if cfg.head == "numeric":
+    run = _Run(cfg, loaded, data, run_dir, dist, result or Result(out=run_dir, steps_done=0))
+    run.setup(resume_step)
+    run.fit(on_progress)
+    return run.finish()
+
+
+class _Run:
+    """One invocation of a training run: setup -> fit (steps, validation, checkpoints) -> finish."""
+
+    def __init__(self, cfg: FinetuneConfig, loaded, data: TrainingData, run_dir: Path, dist: Dist, result: Result):
+        self.cfg, self.loaded, self.data, self.run_dir = cfg, loaded, data, run_dir
+        self.dist, self.result = dist, result
+        self.model, self.device = loaded.model, loaded.device
+        self.dtype = getattr(torch, loaded.dtype)
+        self.metrics_path = run_dir / "metrics.jsonl"
+        self.history: dict = {"val": {}, "tokens": 0, "flops": 0.0}  # the whole run's, across resumes
+        self.spent_here = 0.0  # FLOPs of this invocation (its ledger entry's)
+        self.start = 0
+        self.t0 = time.perf_counter()
+
+    def setup(self, resume_step: int | None) -> None:
+        """Adapters, loss head, optimizer and schedule; the checkpoint's state when resuming."""
+        cfg, model = self.cfg, self.model
+        torch.manual_seed(cfg.seed)
+        lora.inject(model, cfg.rank, cfg.lora_alpha, cfg.lora_dropout, cfg.targets)
+        self.result.trainable = lora.trainable_summary(model)
+        if cfg.compile:
+            model.model.compile()  # in place: parameter names (and adapter keys) are unchanged
+        self.loss_head = LossHead(model, self._numeric_ids())
+        self.params = lora.lora_parameters(model)
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+        if resume_step is not None:
+            self.start, self.history = checkpoints.load(
+                self.run_dir, resume_step, model, self.optimizer, self.scheduler
+            )
+            if self.dist.main:
+                trim_metrics(self.metrics_path, self.start)
+        self.per_step = step_flops(cfg, self.loaded.architecture)
+        self.per_eval = eval_flops(cfg, self.loaded.architecture, len(self.data.val))
+        self.result.steps_done, self.result.tokens = self.start, self.history["tokens"]
+
+    def _numeric_ids(self) -> list[int] | None:
+        if self.cfg.head != "numeric":
+            return None
         from lvtime.tokenizer import llmtime_token_ids
 
-        ids = llmtime_token_ids(loaded.tokenizer, llmtime.LLMTIME_ALPHABET)
-        numeric = [*ids.values(), loaded.tokenizer.eos_token_id]
-        check_numeric_targets(data.train, numeric)
-        check_numeric_targets(data.val, numeric)
-    if cfg.compile:
-        model.model.compile()  # in place: parameter names (and adapter keys) are unchanged
-    loss_head = LossHead(model, numeric)
-    params = lora.lora_parameters(model)
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    history: dict = {"val": {}, "tokens": 0, "flops": 0.0}
-    start = 0
-    metrics_path = run_dir / "metrics.jsonl"
-    if resume_step is not None:
-        start, history = checkpoints.load(run_dir, resume_step, model, optimizer, scheduler)
-        if dist.main:
-            trim_metrics(metrics_path, start)
-    per_step = step_flops(cfg, loaded.architecture)
-    per_eval = eval_flops(cfg, loaded.architecture, len(data.val))
-    result.steps_done, result.tokens = start, history["tokens"]
-    spent_here = 0.0  # FLOPs of this invocation (its ledger entry's); history: whole run
-    t0 = time.perf_counter()
+        tokenizer = self.loaded.tokenizer
+        ids = [*llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET).values(), tokenizer.eos_token_id]
+        check_numeric_targets(self.data.train, ids)
+        check_numeric_targets(self.data.val, ids)
+        return ids
 
-    def spend(x: float) -> None:
-        nonlocal spent_here
-        spent_here += x
-        history["flops"] += x
-        result.flops, result.run_flops = spent_here, history["flops"]
-        result.in_flight = 0.0
+    def fit(self, on_progress: Callable[[Progress], None] | None) -> None:
+        """Steps from ``start`` to ``cfg.steps``: validate and checkpoint on schedule, stop when signalled."""
+        cfg, history = self.cfg, self.history
+        self.model.train()
+        if self.start == 0 and "0" not in history["val"]:
+            val0 = self.validate(0)
+            if on_progress:
+                on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, history["flops"], val0))
+        save_every = cfg.save_every or cfg.eval_every
+        with _StopFlag() as stop:
+            for step in range(self.start, cfg.steps):
+                mean_loss, lr_now, tps = self.step(step)
+                done = step + 1
+                val = self.validate(done) if done in cfg.eval_steps else None
+                if on_progress:
+                    on_progress(Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val))
+                stopping = self.dist.any(stop.raised)
+                if stopping or (save_every and done % save_every == 0) or done == cfg.steps:
+                    try:
+                        self.checkpoint(done)
+                    except TrainingError:
+                        self.stop_non_finite(f"the weights are not finite after step {done}")
+                if stopping:
+                    self.result.wall_s = time.perf_counter() - self.t0
+                    raise Interrupted(
+                        f"stopped after step {done} of {cfg.steps}; checkpoint saved. "
+                        f"Resume with: lvtime finetune --resume {self.run_dir}"
+                    )
 
-    def log(row: dict) -> None:
-        if dist.main:
-            with open(metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+    def step(self, step: int) -> tuple[float, float, float]:
+        """One optimizer step; returns (mean loss, its learning rate, tokens/s)."""
+        cfg, data, dist = self.cfg, self.data, self.dist
+        self.result.in_flight = self.per_step
+        t_step = time.perf_counter()
+        self.optimizer.zero_grad(set_to_none=True)
+        batches = [batch_indices(step, m, cfg, len(data.train)) for m in range(cfg.grad_accum)]
+        mean_loss = self._backward([b[dist.rank :: dist.world] for b in batches])  # each process: its slice
+        if not math.isfinite(mean_loss):
+            self.result.steps_done = step
+            with contextlib.suppress(TrainingError):  # already non-finite: an older one is the last good
+                self.checkpoint(step)  # the state before this step
+            self.stop_non_finite(f"non-finite training loss at step {step + 1}")
+        if dist.world > 1:
+            for p in self.params:
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+        if cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad)
+        lr_now = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        self.spend(self.per_step)
+        tokens = int(data.train.attention_mask[[i for b in batches for i in b]].sum())
+        self.history["tokens"] += tokens
+        elapsed = time.perf_counter() - t_step
+        tps = tokens / elapsed if elapsed > 0 else 0.0
+        self.result.steps_done = step + 1
+        row = {"step": step + 1, "loss": mean_loss, "lr": lr_now, "tokens": self.history["tokens"]}
+        self.log({**row, "tokens_per_s": tps, "flops": self.history["flops"], "time": time.time()})
+        return mean_loss, lr_now, tps
 
-    def validate(step: int) -> float:
-        result.in_flight = per_eval
-        model.eval()
-        val = evaluate(loss_head, data.val, cfg.micro_batch, device, dtype, dist)
-        model.train()
-        spend(per_eval)
-        history["val"][str(step)] = val
-        log({"step": step, "val_loss": val, "val_ppl": math.exp(min(val, 50)), "time": time.time()})
+    def _backward(self, shards: list[list[int]]) -> float:
+        """Gradients of the mean loss over every process's micro-batches; returns that loss."""
+        train = self.data.train
+        n_targets = sum(int((train.labels[s][:, 1:] != IGNORE).sum()) for s in shards)
+        (global_targets,) = self.dist.sum(n_targets)
+        loss_sum = 0.0
+        for sel in shards:
+            if not sel:
+                continue
+            with _autocast(self.device, self.dtype):
+                loss, _ = self.loss_head(
+                    train.input_ids[sel].to(self.device),
+                    train.attention_mask[sel].to(self.device),
+                    train.labels[sel].to(self.device),
+                )
+            (loss / max(global_targets, 1)).backward()
+            loss_sum += float(loss.detach())
+        (loss_total,) = self.dist.sum(loss_sum)
+        return loss_total / max(global_targets, 1)
+
+    def validate(self, step: int) -> float:
+        self.result.in_flight = self.per_eval
+        self.model.eval()
+        val = evaluate(self.loss_head, self.data.val, self.cfg.micro_batch, self.device, self.dtype, self.dist)
+        self.model.train()
+        self.spend(self.per_eval)
+        self.history["val"][str(step)] = val
+        self.log({"step": step, "val_loss": val, "val_ppl": math.exp(min(val, 50)), "time": time.time()})
         return val
 
-    def checkpoint(step: int) -> None:
-        if dist.main:
-            checkpoints.save(run_dir, step, model, optimizer, scheduler, history, cfg.model, cfg.keep_checkpoints)
+    def spend(self, flops: float) -> None:
+        self.spent_here += flops
+        self.history["flops"] += flops
+        self.result.flops, self.result.run_flops = self.spent_here, self.history["flops"]
+        self.result.in_flight = 0.0
 
-    def stop_non_finite(what: str) -> None:
+    def log(self, row: dict) -> None:
+        if self.dist.main:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+
+    def checkpoint(self, step: int) -> None:
+        if self.dist.main:
+            checkpoints.save(
+                self.run_dir, step, self.model, self.optimizer, self.scheduler, self.history, self.cfg.model,
+                self.cfg.keep_checkpoints,
+            )  # fmt: skip
+
+    def stop_non_finite(self, what: str) -> None:
         """Raise naming the newest checkpoint whose tensors are all finite."""
-        good = checkpoints.newest_good(run_dir).step if dist.main else None
+        good = checkpoints.newest_good(self.run_dir).step if self.dist.main else None
         where = "no finite checkpoint was saved"
         if good is not None:
-            where = f"the last good state is in {checkpoints.folder(run_dir, good)}"
+            where = f"the last good state is in {checkpoints.folder(self.run_dir, good)}"
         raise TrainingError(f"{what}; {where} (try a lower --lr)")
 
-    model.train()
-    if start == 0 and "0" not in history["val"]:
-        val0 = validate(0)
-        if on_progress:
-            on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, history["flops"], val0))
-    save_every = cfg.save_every or cfg.eval_every
-    with _StopFlag() as stop:
-        for step in range(start, cfg.steps):
-            result.in_flight = per_step
-            t_step = time.perf_counter()
-            optimizer.zero_grad(set_to_none=True)
-            batches = [batch_indices(step, m, cfg, len(data.train)) for m in range(cfg.grad_accum)]
-            # Each process takes its slice of every micro-batch.
-            shards = [b[dist.rank :: dist.world] for b in batches]
-            n_targets = sum(int((data.train.labels[s][:, 1:] != IGNORE).sum()) for s in shards)
-            (global_targets,) = dist.sum(n_targets)
-            loss_sum = 0.0
-            for sel in shards:
-                if not sel:
-                    continue
-                with _autocast(device, dtype):
-                    loss, _ = loss_head(
-                        data.train.input_ids[sel].to(device),
-                        data.train.attention_mask[sel].to(device),
-                        data.train.labels[sel].to(device),
-                    )
-                (loss / max(global_targets, 1)).backward()
-                loss_sum += float(loss.detach())
-            (loss_total,) = dist.sum(loss_sum)
-            mean_loss = loss_total / max(global_targets, 1)
-            if not math.isfinite(mean_loss):
-                result.steps_done = step
-                with contextlib.suppress(TrainingError):  # already non-finite: an older one is the last good
-                    checkpoint(step)  # the state before this step
-                stop_non_finite(f"non-finite training loss at step {step + 1}")
-            if dist.world > 1:
-                for p in params:
-                    if p.grad is not None:
-                        torch.distributed.all_reduce(p.grad)
-            if cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-            lr_now = scheduler.get_last_lr()[0]
-            optimizer.step()
-            scheduler.step()
-            done = step + 1
-            spend(per_step)
-            tokens = int(data.train.attention_mask[[i for b in batches for i in b]].sum())
-            history["tokens"] += tokens
-            elapsed = time.perf_counter() - t_step
-            tps = tokens / elapsed if elapsed > 0 else 0.0
-            result.steps_done = done
-            log(
-                {
-                    "step": done,
-                    "loss": mean_loss,
-                    "lr": lr_now,
-                    "tokens": history["tokens"],
-                    "tokens_per_s": tps,
-                    "flops": history["flops"],
-                    "time": time.time(),
-                }
-            )
-            val = validate(done) if done in cfg.eval_steps else None
-            if on_progress:
-                on_progress(Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val))
-            stopping = dist.any(stop.raised)
-            if stopping or (save_every and done % save_every == 0) or done == cfg.steps:
-                try:
-                    checkpoint(done)
-                except TrainingError:
-                    stop_non_finite(f"the weights are not finite after step {done}")
-            if stopping:
-                result.wall_s = time.perf_counter() - t0
-                raise Interrupted(
-                    f"stopped after step {done} of {cfg.steps}; checkpoint saved. "
-                    f"Resume with: lvtime finetune --resume {run_dir}"
-                )
-    result.val_losses = {int(k): v for k, v in history["val"].items()}
-    result.tokens = history["tokens"]
-    result.wall_s = time.perf_counter() - t0
-    if dist.main:
-        lora.save_adapter(model, run_dir / "final", base_model=cfg.model)
-    return result
+    def finish(self) -> Result:
+        result = self.result
+        result.val_losses = {int(k): v for k, v in self.history["val"].items()}
+        result.tokens = self.history["tokens"]
+        result.wall_s = time.perf_counter() - self.t0
+        if self.dist.main:
+            lora.save_adapter(self.model, self.run_dir / "final", base_model=self.cfg.model)
+        return result
 
 
 def trim_metrics(path: Path, step: int) -> None:
