@@ -162,13 +162,8 @@ def generate_batch(
     length; decoded tokens fed back)."""
     device = model.device
     b = len(prompts)
-    p_len = max(len(p) for p in prompts)
-    ids = torch.full((b, p_len), pad_id, dtype=torch.long)
-    attn = torch.zeros((b, p_len), dtype=torch.long)
-    for i, p in enumerate(prompts):
-        ids[i, p_len - len(p) :] = torch.tensor(p)
-        attn[i, p_len - len(p) :] = 1
-    ids, attn = ids.to(device), attn.to(device)
+    ids, attn = _left_pad(prompts, pad_id, device)
+    p_len = ids.shape[1]
     pos = (attn.cumsum(-1) - 1).clamp(min=0)
     head = model.get_output_embeddings().weight[vocab.ids.to(device)]  # (14, hidden)
     base = model.get_decoder() if hasattr(model, "get_decoder") else model.model
@@ -202,6 +197,17 @@ def generate_batch(
         )
     seqs = torch.stack(cols, 1).cpu().tolist()
     return seqs, p_len, fed_back
+
+
+def _left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention mask of the prompts, left-padded to the longest."""
+    p_len = max(len(p) for p in prompts)
+    ids = torch.full((len(prompts), p_len), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(prompts), p_len), dtype=torch.long)
+    for i, p in enumerate(prompts):
+        ids[i, p_len - len(p) :] = torch.tensor(p)
+        attn[i, p_len - len(p) :] = 1
+    return ids.to(device), attn.to(device)
 
 
 def _decode_step(base, ids, head, cache_kw, col, attn, pos, cache):
@@ -323,47 +329,25 @@ def forecast(
     flops, tokens = 0.0, 0
     for start in range(0, n, per_batch):
         chunk = order[start : start + per_batch]
+        batch = [prompts[i] for i in chunk]
         seqs, p_len, fed = generate_batch(
-            model,
-            [prompts[i] for i in chunk],
-            vocab,
-            horizon,
-            decimals,
-            int_digits,
-            temperature,
-            top_p,
-            gen,
-            pad,
-            num_samples,
-            kv_cache,
+            model, batch, vocab, horizon, decimals, int_digits, temperature, top_p, gen, pad, num_samples, kv_cache
         )
         for j, cols in enumerate(seqs):
             texts[chunk[j // num_samples]][j % num_samples] = columns_to_text(cols)
-        flops += generate_flops(
-            arch,
-            p_len,
-            fed + 1,
-            len(chunk),
-            convention=convention,
-            head_vocab=llmtime.NUMERIC_HEAD_SIZE,
-            samples=num_samples,
-        )["total"]
+        cost = generate_flops(
+            arch, p_len, fed + 1, len(chunk), convention, llmtime.NUMERIC_HEAD_SIZE, samples=num_samples
+        )
+        flops += cost["total"]
         tokens += len(chunk) * (p_len + num_samples * fed)
         if on_batch:
             on_batch(len(chunk) * num_samples)
-    samples = np.full((n, num_samples, horizon, 2), np.nan)
-    failures = 0
-    for i in range(n):
-        for k in range(num_samples):
-            d = llmtime.decode(texts[i][k], alphas[i], decimals)
-            failures += int(not d.ok or len(d.steps) != horizon)
-            samples[i, k] = d.aligned(horizon)
-    median = np.median(samples, axis=1)
+    samples, failures = parse_samples(texts, alphas, horizon, decimals)
     low, high = np.quantile(samples, [0.1, 0.9], axis=1)
     return ForecastResult(
         series=np.asarray(indices),
         alphas=alphas,
-        forecast=median,
+        forecast=np.median(samples, axis=1),
         low=low,
         high=high,
         samples=samples,
@@ -372,3 +356,16 @@ def forecast(
         flops=flops,
         tokens_processed=tokens,
     )
+
+
+def parse_samples(texts: list[list[str]], alphas: np.ndarray, horizon: int, decimals: int) -> tuple[np.ndarray, int]:
+    """(N, K, horizon, 2) values of the texts (NaN where a step is missing) and the
+    number of texts that did not parse to exactly ``horizon`` steps."""
+    samples = np.full((len(texts), len(texts[0]) if texts else 1, horizon, 2), np.nan)
+    failures = 0
+    for i, row in enumerate(texts):
+        for k, text in enumerate(row):
+            d = llmtime.decode(text, alphas[i], decimals)
+            failures += int(not d.ok or len(d.steps) != horizon)
+            samples[i, k] = d.aligned(horizon)
+    return samples, failures
