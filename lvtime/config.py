@@ -37,21 +37,23 @@ class FinetuneConfig(BaseModel):
     # LoRA
     rank: int = Field(4, ge=1, description="LoRA rank.")
     lora_alpha: float | None = Field(None, description="LoRA alpha (default: rank, scale 1).")
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "v_proj"], description="Modules to adapt, comma-separated."
+    )
     # Optimisation
-    lr: float = Field(1e-5, gt=0, description="Peak learning rate.")
+    lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW).")
     steps: int = Field(100, ge=0, description="Optimizer steps.")
     batch_size: int = Field(4, ge=1, description="Windows per optimizer step (all processes).")
-    grad_accum: int = Field(1, ge=1, description="Micro-batches per optimizer step.")
+    grad_accum: int = Field(1, ge=1, description="Micro-batches per step (batch-size / grad-accum each).")
     context: int = Field(512, ge=8, description="Tokens per window.")
-    weight_decay: float = Field(0.0, ge=0)
-    schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: int = Field(0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    schedule: Literal["constant", "cosine"] = Field("constant", description="Learning rate after warmup.")
+    warmup_steps: int = Field(0, ge=0, description="Linear warmup steps.")
     clip_grad: float = Field(1.0, ge=0, description="Max gradient norm (0: off).")
-    seed: int = 0
+    seed: int = Field(0, description="Seed for LoRA init, batch order and splits.")
     # Data
-    decimals: int = Field(2, ge=0, le=8)
+    decimals: int = Field(2, ge=0, le=8, description="LLMTIME decimals.")
     alpha_mode: Literal["per-series", "global"] = "per-series"
     alpha_from: Literal["series", "history"] = Field(
         "series",
@@ -64,18 +66,20 @@ class FinetuneConfig(BaseModel):
         description="Training windows start every context/2 tokens (tokens) or at the nearest time-step "
         "boundary, one at each series' start (steps), as forecast prompts do.",
     )
-    split_scheme: Literal["ordered", "random"] = "ordered"
+    split_scheme: Literal["ordered", "random"] = Field(
+        "ordered", description="ordered (0-69%/70-89%/90-100%) or random."
+    )
     train_series: int | None = Field(None, ge=1, description="Use only the first N training series.")
     val_series: int | None = Field(None, ge=1, description="Use only the first N validation series.")
     # Evaluation and output
     eval_every: int = Field(0, ge=0, description="Validate every N steps (0: only at 0 and the end).")
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: eval_every).")
-    keep_checkpoints: int = Field(2, ge=1)
+    keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept (the newest).")
     head: Literal["full", "numeric"] = Field("full", description="numeric: output layer restricted to LLMTIME tokens.")
-    device: str = Field("auto", pattern=DEVICE_PATTERN)
-    dtype: Dtype = "auto"
-    compile: bool = Field(False, description="torch.compile the transformer body (GPUs).")
-    convention: Literal["coursework", "exact", "2mnk"] = "coursework"
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda, cuda:N or mps.")
+    dtype: Dtype = Field("auto", description="auto: bf16 on capable GPUs, else fp32.")
+    compile: bool = Field(False, description="torch.compile the model body (fewer kernel launches on GPUs).")
+    convention: Literal["coursework", "exact", "2mnk"] = Field("coursework", description="FLOP counting convention.")
 
     @model_validator(mode="after")
     def _check(self) -> FinetuneConfig:

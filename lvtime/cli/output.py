@@ -73,3 +73,24 @@ def build(model_cls, **fields):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "options"
         raise UsageError(f"{where.replace('_', '-')}: {first['msg']}") from None
+
+
+def field_option(model, name: str, *flags: str, **overrides):
+    """A ``typer.Option`` whose default, help, bounds and choices come from the pydantic
+    field ``name`` of ``model``, the one source of every option; ``overrides`` (e.g. a
+    default the command resolves later) win."""
+    import typing
+
+    import typer
+
+    field = model.model_fields[name]
+    kw: dict = {"help": field.description or ""}
+    for bound in field.metadata:  # closed bounds; pydantic checks open ones (gt, lt) in one line
+        for attr, key in (("ge", "min"), ("le", "max")):
+            if getattr(bound, attr, None) is not None:
+                kw[key] = getattr(bound, attr)
+    if typing.get_origin(field.annotation) is typing.Literal:
+        kw["help"] += " One of: " + ", ".join(map(str, typing.get_args(field.annotation))) + "."
+    kw.update(overrides)
+    default = kw.pop("default", field.get_default(call_default_factory=True))
+    return typer.Option(default, *flags, **kw)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import LEDGER_HELP, build, console, err_console, flops_str, pct, print_json
+from lvtime.cli.output import LEDGER_HELP, build, console, err_console, field_option, flops_str, pct, print_json
 from lvtime.data import DEFAULT_DATA_FILE
 
 
@@ -17,46 +17,46 @@ def register(app: typer.Typer) -> None:
     app.command("finetune")(finetune)
 
 
+def _opt(name: str, *flags: str, **overrides):
+    from lvtime.config import FinetuneConfig
+
+    return field_option(FinetuneConfig, name, *flags, **overrides)
+
+
 def finetune(
     data: Path = typer.Argument(None, help="HDF5 dataset (default: ./lotka_volterra_data.h5)."),
-    model: str = typer.Option("Qwen/Qwen2.5-0.5B-Instruct", help="Hub id, folder, .gguf or preset."),
-    out: Path = typer.Option(None, "--out", "-o", help="Run folder (default: runs/finetune-TIME)."),
-    rank: int = typer.Option(4, min=1, help="LoRA rank."),
-    lora_alpha: float = typer.Option(None, help="LoRA alpha (default: rank, i.e. scale 1)."),
-    lora_dropout: float = typer.Option(0.0, min=0.0, max=0.99, help="Dropout on the LoRA input."),
-    targets: str = typer.Option("q_proj,v_proj", help="Modules to adapt, comma-separated."),
-    lr: float = typer.Option(1e-5, help="Peak learning rate (AdamW)."),
-    steps: int = typer.Option(None, min=0, help="Optimizer steps \\[default: 100]."),
-    batch_size: int = typer.Option(4, "--batch-size", "--batch", min=1, help="Windows per step."),
-    grad_accum: int = typer.Option(1, min=1, help="Micro-batches per step (batch-size / grad-accum each)."),
-    context: int = typer.Option(512, min=8, help="Tokens per window."),
-    weight_decay: float = typer.Option(0.0, min=0.0),
-    schedule: str = typer.Option("constant", help="constant or cosine (after warmup)."),
-    warmup: int = typer.Option(0, min=0, help="Linear warmup steps."),
-    clip_grad: float = typer.Option(1.0, min=0.0, help="Max gradient norm (0: off)."),
-    seed: int = typer.Option(0, help="Seed for LoRA init, batch order and splits."),
-    decimals: int = typer.Option(2, min=0, max=8, help="LLMTIME decimals."),
+    model: str = _opt("model"),
+    out: Path = _opt("out", "--out", "-o", default=None, help="Run folder (default: runs/finetune-TIME)."),
+    rank: int = _opt("rank"),
+    lora_alpha: float = _opt("lora_alpha"),
+    lora_dropout: float = _opt("lora_dropout"),
+    targets: str = _opt("targets", default="q_proj,v_proj"),
+    lr: float = _opt("lr"),
+    steps: int = _opt("steps", default=None, help="Optimizer steps \\[default: 100]."),
+    batch_size: int = _opt("batch_size", "--batch-size", "--batch"),
+    grad_accum: int = _opt("grad_accum"),
+    context: int = _opt("context"),
+    weight_decay: float = _opt("weight_decay"),
+    schedule: str = _opt("schedule"),
+    warmup_steps: int = _opt("warmup_steps", "--warmup"),
+    clip_grad: float = _opt("clip_grad"),
+    seed: int = _opt("seed"),
+    decimals: int = _opt("decimals"),
     global_alpha: bool = typer.Option(False, "--global-alpha", help="One scale from the training split."),
-    alpha_from: str = typer.Option(
-        "series", help="Per-series scale from all steps (series) or from the first --history steps (history)."
-    ),
-    history: int = typer.Option(50, min=1, help="Forecast prompt length, for --alpha-from history."),
-    window_starts: str = typer.Option(
-        "tokens", help="Windows start every context/2 tokens (tokens) or at time-step boundaries (steps)."
-    ),
-    split_scheme: str = typer.Option("ordered", help="ordered (0-69%/70-89%/90-100%) or random."),
-    train_series: int = typer.Option(None, min=1, help="Use only the first N training series."),
-    val_series: int = typer.Option(None, min=1, help="Use only the first N validation series."),
-    eval_every: int = typer.Option(0, min=0, help="Validate every N steps (always at 0 and the end)."),
-    save_every: int = typer.Option(0, min=0, help="Checkpoint every N steps (default: eval-every)."),
-    keep_checkpoints: int = typer.Option(2, min=1, help="Checkpoints kept (the newest)."),
-    head: str = typer.Option("full", help="full, or numeric: output layer over LLMTIME tokens only."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda, cuda:1, mps."),
-    dtype: str = typer.Option("auto", help="auto (bf16 on capable GPUs, else fp32), float32, bfloat16."),
-    compile: bool = typer.Option(
-        False, "--compile", help="torch.compile the model body (fewer kernel launches on GPUs)."
-    ),
-    convention: str = typer.Option("coursework", help="FLOP counting convention."),
+    alpha_from: str = _opt("alpha_from"),
+    history: int = _opt("history"),
+    window_starts: str = _opt("window_starts"),
+    split_scheme: str = _opt("split_scheme"),
+    train_series: int = _opt("train_series"),
+    val_series: int = _opt("val_series"),
+    eval_every: int = _opt("eval_every"),
+    save_every: int = _opt("save_every"),
+    keep_checkpoints: int = _opt("keep_checkpoints"),
+    head: str = _opt("head"),
+    device: str = _opt("device"),
+    dtype: str = _opt("dtype"),
+    compile: bool = _opt("compile", "--compile"),
+    convention: str = _opt("convention"),
     resume: Path = typer.Option(None, "--resume", help="Continue the run in this folder from its newest checkpoint."),
     force: bool = typer.Option(False, "--force", help="Replace an existing run folder."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan and cost; load no weights."),
@@ -80,6 +80,7 @@ def finetune(
     from lvtime.runs import finetune as run_finetune
     from lvtime.runs import load_config, plan
 
+    options = {k: v for k, v in locals().items() if k in FinetuneConfig.model_fields}
     lg = Ledger(ledger)
     if resume is not None:
         cfg = load_config(resume)
@@ -87,43 +88,14 @@ def finetune(
             cfg = cfg.model_copy(update={"steps": steps})
         cfg = cfg.model_copy(update={"out": str(resume)})
     else:
-        out = out or Path("runs") / time.strftime("finetune-%Y%m%d-%H%M%S")
-        cfg = build(
-            FinetuneConfig,
+        options.update(
             data=str(data or DEFAULT_DATA_FILE),
-            model=model,
-            out=str(out),
-            rank=rank,
-            lora_alpha=lora_alpha,
-            lora_dropout=lora_dropout,
+            out=str(out or Path("runs") / time.strftime("finetune-%Y%m%d-%H%M%S")),
             targets=[t for t in targets.split(",") if t],
-            lr=lr,
             steps=100 if steps is None else steps,
-            batch_size=batch_size,
-            grad_accum=grad_accum,
-            context=context,
-            weight_decay=weight_decay,
-            schedule=schedule,
-            warmup_steps=warmup,
-            clip_grad=clip_grad,
-            seed=seed,
-            decimals=decimals,
             alpha_mode="global" if global_alpha else "per-series",
-            alpha_from=alpha_from,
-            history=history,
-            window_starts=window_starts,
-            split_scheme=split_scheme,
-            train_series=train_series,
-            val_series=val_series,
-            eval_every=eval_every,
-            save_every=save_every,
-            keep_checkpoints=keep_checkpoints,
-            head=head,
-            device=device,
-            dtype=dtype,
-            compile=compile,
-            convention=convention,
         )
+        cfg = build(FinetuneConfig, **options)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     show = main_rank and not quiet and not as_json
 
