@@ -106,23 +106,23 @@ class ForecastSettings(BaseModel):
     data: str = Field(DEFAULT_DATA_FILE, description="HDF5 dataset.")
     model: str | None = Field(None, description="Base model; None: the adapter's, else the default hub model.")
     adapter: str | None = Field(None, description="LoRA adapter folder (None: baseline).")
-    series: list[int] = Field(default_factory=list, description="Series indices (empty: use split).")
-    split: str = "test"
-    limit: int | None = Field(None, ge=1)
-    history: int = Field(50, ge=1, description="Steps in the prompt.")
+    series: list[int] = Field(default_factory=list, description="Series index; repeatable (none: use --split).")
+    split: Literal["train", "val", "test"] = Field("test", description="Split to forecast when no --series.")
+    limit: int | None = Field(None, ge=1, description="Only the first N selected series.")
+    history: int = Field(50, ge=1, description="Steps given to the model.")
     horizon: int = Field(50, ge=1, description="Steps to forecast.")
-    decimals: int = Field(2, ge=0, le=8)
-    int_digits: int = Field(2, ge=1, le=6, description="Max digits before the point.")
-    batch_size: int = Field(16, ge=1)
-    num_samples: int = Field(1, ge=1)
-    temperature: float = Field(0.0, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    seed: int = 0
-    device: str = Field("auto", pattern=DEVICE_PATTERN)
-    dtype: Dtype = "auto"
-    convention: Literal["coursework", "exact", "2mnk"] = "coursework"
-    out: str | None = None
-    plot_series: int = Field(4, ge=0, description="PNGs for this many series.")
+    decimals: int = Field(2, ge=0, le=8, description="LLMTIME decimals.")
+    int_digits: int = Field(2, ge=1, le=6, description="Max digits before the point (scaled values).")
+    batch_size: int = Field(16, ge=1, description="Sequences decoded together.")
+    num_samples: int = Field(1, ge=1, description="Samples per series (median + 10-90% band).")
+    temperature: float = Field(0.0, ge=0, description="0: greedy; > 0: sampling.")
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
+    seed: int = Field(0, description="Sampling seed.")
+    device: str = Field("auto", pattern=DEVICE_PATTERN, description="auto, cpu, cuda, cuda:N or mps.")
+    dtype: Dtype = Field("auto", description="auto: bf16 on capable GPUs, else fp32.")
+    convention: Literal["coursework", "exact", "2mnk"] = Field("coursework", description="FLOP counting convention.")
+    out: str | None = Field(None, description="Write metrics.json, per_series.csv, forecasts.npz, PNGs.")
+    plot_series: int = Field(4, ge=0, description="PNGs for this many series (plot extra).")
     references: list[Literal[REFERENCES]] = Field(
         default_factory=lambda: list(REFERENCES),
         description="Reference forecasts scored beside the model (ode: the physical limit).",

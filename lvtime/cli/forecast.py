@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import LEDGER_HELP, build, console, err_console, flops_str, pct, print_json
+from lvtime.cli.output import LEDGER_HELP, build, console, err_console, field_option, flops_str, pct, print_json
 from lvtime.data import DEFAULT_DATA_FILE
 
 
@@ -16,35 +16,30 @@ def register(app: typer.Typer) -> None:
 
 
 def _options():
-    """The options both commands share, as Typer defaults (one definition, two commands)."""
+    """The options both commands share, as Typer defaults (one definition, two commands);
+    defaults, help, bounds and choices come from ForecastSettings."""
+    from lvtime.config import ForecastSettings
+
+    def opt(name: str, *flags: str, **overrides):
+        return field_option(ForecastSettings, name, *flags, **overrides)
+
+    shared = ("split", "limit", "history", "horizon", "decimals", "int_digits", "batch_size", "num_samples")
+    shared += ("temperature", "top_p", "seed", "device", "dtype", "convention", "plot_series")
     return dict(
         data=typer.Argument(None, help="HDF5 dataset (default: ./lotka_volterra_data.h5)."),
-        series=typer.Option(None, "--series", "-s", help="Series index; repeatable."),
-        split=typer.Option("test", help="Split to forecast when no --series: train, val, test."),
-        limit=typer.Option(None, min=1, help="Only the first N selected series."),
-        history=typer.Option(50, min=1, help="Steps given to the model."),
-        horizon=typer.Option(50, min=1, help="Steps to forecast."),
-        decimals=typer.Option(2, min=0, max=8, help="LLMTIME decimals."),
-        int_digits=typer.Option(2, min=1, max=6, help="Max digits before the point (scaled values)."),
-        batch_size=typer.Option(16, min=1, help="Sequences decoded together."),
-        num_samples=typer.Option(1, min=1, help="Samples per series (median + 10-90% band)."),
-        temperature=typer.Option(0.0, min=0.0, help="0: greedy; > 0: sampling."),
-        top_p=typer.Option(1.0, min=0.0, max=1.0, help="Nucleus sampling threshold."),
-        seed=typer.Option(0, help="Sampling seed."),
-        device=typer.Option("auto", help="auto, cpu, cuda, mps."),
-        dtype=typer.Option("auto", help="auto, float32, bfloat16."),
-        convention=typer.Option("coursework", help="FLOP counting convention."),
-        out=typer.Option(None, "--out", "-o", help="Write metrics.json, per_series.csv, forecasts.npz, PNGs."),
-        plot_series=typer.Option(4, min=0, help="PNGs for this many series (plot extra)."),
-        references=typer.Option(
-            "last_value,linear,seasonal,ode",
+        series=opt("series", "--series", "-s", default=None),
+        **{name: opt(name) for name in shared},
+        out=opt("out", "--out", "-o"),
+        references=opt(
+            "references",
+            default="last_value,linear,seasonal,ode",
             help="Reference forecasts scored beside the model, comma-separated, or none. "
             "ode fits the predator-prey equations to each history: the physical limit.",
         ),
         force=typer.Option(False, "--force", help="Replace an --out folder that lvtime made."),
         label=typer.Option(None, help="Ledger label (default: kind, model or run, series)."),
         dry_run=typer.Option(False, "--dry-run", help="Print the plan and cost; load no weights."),
-        allow_over_budget=typer.Option(False, "--allow-over-budget"),
+        allow_over_budget=typer.Option(False, "--allow-over-budget", help="Run even if over budget."),
         ledger=typer.Option(None, "--ledger", help=LEDGER_HELP),
         quiet=typer.Option(False, "--quiet", "-q", help="No progress bar."),
         as_json=typer.Option(False, "--json", help="JSON on stdout."),

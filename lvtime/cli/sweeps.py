@@ -47,7 +47,7 @@ def sweep(
     ),
     forecast_series: int = typer.Option(None, min=1, help="Validation series forecast per run \\[default: 20]."),
     fit_budget: bool = typer.Option(False, "--fit-budget", help="Run, in order, what fits the budget."),
-    allow_over_budget: bool = typer.Option(False, "--allow-over-budget"),
+    allow_over_budget: bool = typer.Option(False, "--allow-over-budget", help="Run even if over budget."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only."),
     jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Configurations run at once, each in its own process."),
     devices: str = typer.Option(
