@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lvtime import __version__
 from lvtime.data import DEFAULT_DATA_FILE
+from lvtime.flops import DEFAULT_TARGETS
 from lvtime.references import NAMES as REFERENCES
 
 # Unknown option names are refused (a typo must not silently run the default), and so
@@ -24,6 +25,7 @@ STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 # auto, cpu, mps, cuda or cuda:N (checked against the hardware when the run starts)
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
+DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # the study's model
 
 
 class FinetuneConfig(BaseModel):
@@ -32,14 +34,14 @@ class FinetuneConfig(BaseModel):
     model_config = STRICT
 
     data: str = Field(DEFAULT_DATA_FILE, description="HDF5 dataset.")
-    model: str = Field("Qwen/Qwen2.5-0.5B-Instruct", description="Hub id, folder, .gguf or preset.")
+    model: str = Field(DEFAULT_MODEL, description="Hub id, folder, .gguf or preset.")
     out: str = Field("runs/finetune", description="Run folder.")
     # LoRA
     rank: int = Field(4, ge=1, description="LoRA rank.")
     lora_alpha: float | None = Field(None, description="LoRA alpha (default: rank, scale 1).")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     targets: list[str] = Field(
-        default_factory=lambda: ["q_proj", "v_proj"], description="Modules to adapt, comma-separated."
+        default_factory=lambda: list(DEFAULT_TARGETS), description="Modules to adapt, comma-separated."
     )
     # Optimisation
     lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW).")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lvtime import folders
-from lvtime.config import ForecastSettings, provenance
+from lvtime.config import DEFAULT_MODEL, ForecastSettings, provenance
 from lvtime.errors import UsageError
 from lvtime.ledger import Ledger
 
@@ -33,7 +33,7 @@ def resolve_model(s: ForecastSettings) -> str:
         return s.model
     if s.adapter and not base:
         raise UsageError(f"{s.adapter}: adapter names no base model; pass --model")
-    return base or "Qwen/Qwen2.5-0.5B-Instruct"
+    return base or DEFAULT_MODEL
 
 
 def plan(s: ForecastSettings, ledger: Ledger) -> dict:
@@ -148,8 +148,6 @@ def run(
         if out:
             write_results(out, report, result, history, truth, scores, s, refs)
             report["out"] = str(out)
-    report["_per_series"] = scores
-    report["_result"] = result
     return report
 
 

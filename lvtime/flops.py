@@ -67,6 +67,9 @@ SOFTMAX_PER_SCORE = 12  # exp (10) + add into the row sum + divide (minus one ad
 ROPE_PER_ELEMENT = 3.5  # 2 mul + 1 add, and a negation for half of the elements
 
 
+DEFAULT_TARGETS = ("q_proj", "v_proj")  # the study adapts the query and value projections
+
+
 class Architecture(BaseModel):
     """What the estimator needs to know about a model."""
 
@@ -185,7 +188,7 @@ class LoraSpec(BaseModel):
     """LoRA adapters as the estimator sees them."""
 
     rank: int = Field(4, gt=0)
-    targets: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
 
 
 def flops_str(x: float) -> str:

@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from lvtime.errors import ModelError
+from lvtime.flops import DEFAULT_TARGETS
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 KEY_PREFIX = "base_model.model."
-DEFAULT_TARGETS = ("q_proj", "v_proj")
 
 
 class LoRALinear(nn.Module):

@@ -10,6 +10,7 @@ import typer
 
 from lvtime.cli.output import LEDGER_HELP, console, flops_str, parse_ints, pct, print_json
 from lvtime.errors import UsageError
+from lvtime.flops import DEFAULT_TARGETS
 
 ledger_app = typer.Typer(
     help="Show the FLOP budget ledger (entries, spent, reserved, remaining); subcommands manage it.",
@@ -45,7 +46,7 @@ def flops(
     batch: int = typer.Option(4, "--batch", min=1, help="Sequences per pass / optimizer step."),
     steps: int = typer.Option(1, "--steps", min=0, help="Optimizer steps (train) or passes (forward)."),
     rank: int = typer.Option(4, "--rank", min=0, help="LoRA rank (0: no LoRA)."),
-    targets: str = typer.Option("q_proj,v_proj", help="LoRA target modules, comma-separated."),
+    targets: str = typer.Option(",".join(DEFAULT_TARGETS), help="LoRA target modules, comma-separated."),
     mode: str = typer.Option("train", help="forward, train or generate."),
     new_tokens: int = typer.Option(0, "--new-tokens", min=0, help="Tokens to generate (generate mode)."),
     convention: str = typer.Option("coursework", help="coursework, exact or 2mnk (docs/flops.md)."),

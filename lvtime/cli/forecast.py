@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from lvtime.cli.output import LEDGER_HELP, build, console, err_console, field_option, flops_str, pct, print_json
+from lvtime.config import DEFAULT_MODEL
 from lvtime.data import DEFAULT_DATA_FILE
 
 
@@ -51,7 +52,7 @@ _O = _options()
 
 def baseline(
     data: Path = _O["data"],
-    model: str = typer.Option("Qwen/Qwen2.5-0.5B-Instruct", help="Hub id, folder, .gguf or preset."),
+    model: str = typer.Option(DEFAULT_MODEL, help="Hub id, folder, .gguf or preset."),
     series: list[int] = _O["series"],
     split: str = _O["split"],
     limit: int = _O["limit"],
@@ -199,8 +200,6 @@ def _run(args: dict, adapter: str | None) -> None:
     finally:
         if bar and bar.live.is_started:
             bar.stop()
-    report.pop("_per_series")
-    report.pop("_result")
     if as_json:
         print_json(report)
         return

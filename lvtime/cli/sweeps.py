@@ -18,6 +18,7 @@ from lvtime.cli.output import (
     pct,
     print_json,
 )
+from lvtime.config import DEFAULT_MODEL
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +31,7 @@ def sweep(
     lrs: str = typer.Option(None, help="Learning rates, e.g. 1e-5,5e-5,1e-4."),
     contexts: str = typer.Option(None, help="Context lengths, e.g. 128,512,768."),
     steps: int = typer.Option(None, min=0, help="Optimizer steps per run \\[default: 100]."),
-    model: str = typer.Option(None, help="Base model \\[default: Qwen/Qwen2.5-0.5B-Instruct]."),
+    model: str = typer.Option(None, help=f"Base model \\[default: {DEFAULT_MODEL}]."),
     batch_size: int = typer.Option(None, "--batch-size", "--batch", min=1, help="Windows per step \\[default: 4]."),
     head: str = typer.Option(None, help="full or numeric \\[default: full]."),
     dtype: str = typer.Option(None, help="auto, float32, bfloat16."),

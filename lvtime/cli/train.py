@@ -11,6 +11,7 @@ import typer
 
 from lvtime.cli.output import LEDGER_HELP, build, console, err_console, field_option, flops_str, pct, print_json
 from lvtime.data import DEFAULT_DATA_FILE
+from lvtime.flops import DEFAULT_TARGETS
 
 
 def register(app: typer.Typer) -> None:
@@ -30,7 +31,7 @@ def finetune(
     rank: int = _opt("rank"),
     lora_alpha: float = _opt("lora_alpha"),
     lora_dropout: float = _opt("lora_dropout"),
-    targets: str = _opt("targets", default="q_proj,v_proj"),
+    targets: str = _opt("targets", default=",".join(DEFAULT_TARGETS)),
     lr: float = _opt("lr"),
     steps: int = _opt("steps", default=None, help="Optimizer steps \\[default: 100]."),
     batch_size: int = _opt("batch_size", "--batch-size", "--batch"),
