@@ -47,3 +47,10 @@ class Interrupted(LvtimeError):
     """Ctrl-C or SIGTERM; work was saved. Exit code 130 (like a shell)."""
 
     exit_code = 130
+
+
+def first_error(exc, whole: str = "options") -> str:
+    """``field.path: message`` of a pydantic ``ValidationError``'s first error, in one line
+    (``whole`` names the location of an error about the model as a whole)."""
+    first = exc.errors()[0]
+    return f"{'.'.join(str(p) for p in first['loc']) or whole}: {first['msg']}"

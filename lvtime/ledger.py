@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lvtime.errors import BudgetError, Interrupted, LedgerError, UsageError
+from lvtime.errors import BudgetError, Interrupted, LedgerError, UsageError, first_error
 from lvtime.flops import BUDGET
 
 SCHEMA = "lvtime-ledger/1"
@@ -214,9 +214,7 @@ class Ledger:
         try:
             return LedgerData.model_validate(obj)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"])
-            raise LedgerError(f"{self.path}: invalid ledger ({where}: {first['msg']}); left untouched") from None
+            raise LedgerError(f"{self.path}: invalid ledger ({first_error(exc)}); left untouched") from None
 
     def budget(self) -> float:
         return self.read().budget

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from lvtime import folders
 from lvtime.config import FinetuneConfig
-from lvtime.errors import BudgetError, UsageError
+from lvtime.errors import BudgetError, UsageError, first_error
 from lvtime.ledger import Ledger
 
 # Short names for folder names and tables.
@@ -90,8 +90,7 @@ def load_sweep_config(path: str | Path) -> SweepConfig:
     except json.JSONDecodeError as exc:
         raise UsageError(f"{p}: invalid JSON ({exc.msg} at line {exc.lineno})") from None
     except ValidationError as exc:
-        e = exc.errors()[0]
-        raise UsageError(f"{p}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+        raise UsageError(f"{p}: {first_error(exc)}") from None
 
 
 def _fmt(value: Any) -> str:
@@ -169,8 +168,7 @@ def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig
         try:
             cfg = FinetuneConfig(**{**sweep.base, **values, "out": str(Path(sweep.out) / name)})
         except ValidationError as exc:
-            e = exc.errors()[0]
-            raise UsageError(f"configuration {name}: {'.'.join(map(str, e['loc']))}: {e['msg']}") from None
+            raise UsageError(f"configuration {name}: {first_error(exc)}") from None
         out.append((name, values, cfg))
     return out
 

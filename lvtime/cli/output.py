@@ -65,14 +65,13 @@ def build(model_cls, **fields):
     """Construct a pydantic config, turning validation errors into one-line usage errors."""
     from pydantic import ValidationError
 
-    from lvtime.errors import UsageError
+    from lvtime.errors import UsageError, first_error
 
     try:
         return model_cls(**fields)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "options"
-        raise UsageError(f"{where.replace('_', '-')}: {first['msg']}") from None
+        where, _, message = first_error(exc).partition(": ")
+        raise UsageError(f"{where.replace('_', '-')}: {message}") from None  # in flag spelling
 
 
 def field_option(model, name: str, *flags: str, **overrides):
