@@ -356,24 +356,3 @@ def generate_flops(
         mean_len = prompt_len + (steps + 1) / 2
         decode = steps * total(forward_flops(arch, 1, batch * samples, context=mean_len, **kw))
     return {"prefill": prefill, "decode": decode, "total": prefill + decode}
-
-
-def training_run_flops(
-    arch: Architecture,
-    seq: int,
-    batch: int,
-    steps: int,
-    lora: LoraSpec | None = None,
-    convention: str = "coursework",
-    head_vocab: int | None = None,
-    eval_windows: int = 0,
-    eval_passes: int = 0,
-) -> dict[str, float]:
-    """A fine-tuning run: ``steps`` training steps plus ``eval_passes`` validation passes.
-
-    Each validation pass is a forward pass over ``eval_windows`` windows of ``seq``.
-    """
-    train = steps * train_step_flops(arch, seq, batch, lora, convention, head_vocab)
-    fwd_window = total(forward_flops(arch, seq, 1, lora=lora, convention=convention, head_vocab=head_vocab))
-    evaluation = eval_passes * eval_windows * fwd_window
-    return {"train": train, "eval": evaluation, "total": train + evaluation}

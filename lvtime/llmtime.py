@@ -32,6 +32,18 @@ LLMTIME_ALPHABET = "0123456789.,;"
 NUMERIC_HEAD_SIZE = len(LLMTIME_ALPHABET) + 1
 
 
+def head_vocab(head: str) -> int | None:
+    """Output-layer width the FLOP estimate counts for ``--head``: None (the model's whole
+    vocabulary) for ``full``, the LLMTIME tokens plus end-of-text for ``numeric``."""
+    if head == "full":
+        return None
+    if head == "numeric":
+        return NUMERIC_HEAD_SIZE
+    from lvtime.errors import UsageError
+
+    raise UsageError(f"--head must be 'full' or 'numeric', not {head!r}")
+
+
 def compute_alpha(series: np.ndarray) -> np.ndarray | float:
     """Scale factor(s) for one series ``(T, 2)`` or a batch ``(N, T, 2)``.
 

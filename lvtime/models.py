@@ -24,7 +24,7 @@ from typing import Any
 
 from lvtime.errors import ModelError, UsageError
 from lvtime.flops import PRESETS as ARCH_PRESETS
-from lvtime.flops import Architecture
+from lvtime.flops import Architecture, resolve_architecture
 from lvtime.tokenizer import QWEN_HUB_ID, cache_dir
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -119,11 +119,8 @@ def architecture_for(model: str) -> Architecture:
     Presets are known; a folder's ``config.json`` is read; a hub id must be cached.
     """
     source = resolve_source(model)
-    if source in ARCH_PRESETS:
-        return ARCH_PRESETS[source]
-    path = Path(source)
-    if path.is_dir() and (path / "config.json").exists():
-        return Architecture.from_hf_config(path, name=source)
+    if source in ARCH_PRESETS or (Path(source) / "config.json").is_file():
+        return resolve_architecture(source)  # the estimator's own lookup: presets, folders
     try:
         from transformers import AutoConfig
 

@@ -37,19 +37,15 @@ from lvtime.windows import IGNORE, TrainingData, Windows
 # --- cost -----------------------------------------------------------------------------
 
 
-def head_vocab(cfg: FinetuneConfig) -> int | None:
-    return llmtime.NUMERIC_HEAD_SIZE if cfg.head == "numeric" else None
-
-
 def step_flops(cfg: FinetuneConfig, arch: Architecture) -> float:
     spec = LoraSpec(rank=cfg.rank, targets=cfg.targets)
-    return train_step_flops(arch, cfg.context, cfg.batch_size, spec, cfg.convention, head_vocab(cfg))
+    return train_step_flops(arch, cfg.context, cfg.batch_size, spec, cfg.convention, llmtime.head_vocab(cfg.head))
 
 
 def eval_flops(cfg: FinetuneConfig, arch: Architecture, val_windows: int) -> float:
     spec = LoraSpec(rank=cfg.rank, targets=cfg.targets)
     fwd = forward_flops(
-        arch, cfg.context, val_windows, lora=spec, convention=cfg.convention, head_vocab=head_vocab(cfg)
+        arch, cfg.context, val_windows, lora=spec, convention=cfg.convention, head_vocab=llmtime.head_vocab(cfg.head)
     )
     return sum_flops(fwd)
 

@@ -24,17 +24,6 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ledger_app, name="ledger")
 
 
-def head_vocab_for(head: str) -> int | None:
-    """``--head full`` (None: the model's vocabulary) or ``numeric``."""
-    from lvtime.llmtime import NUMERIC_HEAD_SIZE
-
-    if head == "full":
-        return None
-    if head == "numeric":
-        return NUMERIC_HEAD_SIZE
-    raise UsageError(f"--head must be 'full' or 'numeric', not {head!r}")
-
-
 def current_budget(ledger_path: Path | None) -> float:
     from lvtime.ledger import Ledger
 
@@ -65,11 +54,12 @@ def flops(
     """
     from lvtime.flops import TRAIN_MULTIPLIER, LoraSpec, forward_flops, generate_flops, resolve_architecture
     from lvtime.flops import total as sum_flops
+    from lvtime.llmtime import head_vocab
 
     if mode not in ("forward", "train", "generate"):
         raise UsageError(f"--mode must be forward, train or generate, not {mode!r}")
     arch = resolve_architecture(model)
-    hv = head_vocab_for(head)
+    hv = head_vocab(head)
     lora = None
     if rank > 0 and mode != "generate":  # generation runs on a merged adapter
         lora = LoraSpec(rank=rank, targets=[t for t in targets.split(",") if t])
