@@ -81,9 +81,7 @@ def run(
 ) -> dict:
     """Forecast, score and (with ``out``) write results. Returns the JSON-able report.
     ``force`` replaces an ``out`` folder that lvtime made."""
-    from lvtime import lora, metrics, references
-    from lvtime.forecasting import forecast
-    from lvtime.models import load_model
+    from lvtime import metrics, references
 
     ledger = ledger or Ledger()
     kind = kind or ("forecast" if s.adapter else "baseline")
@@ -108,31 +106,10 @@ def run(
     ) as reservation:
         if out:
             (folders.replace if force else folders.create)(out, kind)
-        loaded = load_model(p["model"], s.device, s.dtype)
-        if s.adapter:
-            lora.load_adapter(loaded.model, s.adapter)
-            lora.merge(loaded.model)
         # A run that stops mid-generation is charged its whole estimate: the ledger may
         # over-count, never under-count.
         reservation.spent = p["estimate"]
-        result = forecast(
-            loaded.model,
-            loaded.tokenizer,
-            loaded.architecture,
-            traj,
-            idx,
-            s.history,
-            s.horizon,
-            s.decimals,
-            s.int_digits,
-            s.batch_size,
-            s.num_samples,
-            s.temperature,
-            s.top_p,
-            s.seed,
-            s.convention,
-            on_batch,
-        )
+        result = _forecast(s, p["model"], traj, idx, on_batch)
         reservation.spent = result.flops
         scores = metrics.evaluate(result.forecast, truth, history, refs, result.samples)
         report = {
@@ -149,6 +126,23 @@ def run(
             write_results(out, report, result, history, truth, scores, s, refs)
             report["out"] = str(out)
     return report
+
+
+def _forecast(s: ForecastSettings, model: str, traj: np.ndarray, idx: np.ndarray, on_batch):
+    """Load the model (with the adapter merged) and forecast the selected series."""
+    from lvtime import lora
+    from lvtime.forecasting import forecast
+    from lvtime.models import load_model
+
+    loaded = load_model(model, s.device, s.dtype)
+    if s.adapter:
+        lora.load_adapter(loaded.model, s.adapter)
+        lora.merge(loaded.model)
+    sampling = dict(num_samples=s.num_samples, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
+    return forecast(
+        loaded.model, loaded.tokenizer, loaded.architecture, traj, idx, s.history, s.horizon, s.decimals,
+        s.int_digits, s.batch_size, convention=s.convention, on_batch=on_batch, **sampling,
+    )  # fmt: skip
 
 
 def _summary(s: ForecastSettings, p: dict, result, budget: float) -> dict:

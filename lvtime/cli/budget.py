@@ -101,27 +101,39 @@ def flops(
     if as_json:
         print_json(result)
         return
+    if breakdown:
+        _print_breakdown(result)
+    _print_cost(result)
+
+
+def _print_breakdown(r: dict) -> None:
     from rich.table import Table
 
-    title = f"{arch.name}, {convention}: one forward pass, batch {batch} x {seq} tokens"
-    if breakdown:
-        table = Table("component", "FLOPs", "% of forward", title=title)
-        for name, value in components.items():
-            if value:
-                table.add_row(name, flops_str(value), pct(value, fwd))
-        table.add_section()
-        table.add_row("[bold]forward pass[/]", f"[bold]{flops_str(fwd)}[/]", "100%")
-        console.print(table)
+    title = f"{r['model']}, {r['convention']}: one forward pass, batch {r['batch']} x {r['seq']} tokens"
+    table = Table("component", "FLOPs", "% of forward", title=title)
+    for name, value in r["components"].items():
+        if value:
+            table.add_row(name, flops_str(value), pct(value, r["forward"]))
+    table.add_section()
+    table.add_row("[bold]forward pass[/]", f"[bold]{flops_str(r['forward'])}[/]", "100%")
+    console.print(table)
+
+
+def _print_cost(r: dict) -> None:
+    from rich.table import Table
+
+    budget, run, steps = r["budget"], r["run"], r["steps"]
     summary = Table("", "FLOPs", "% of budget", title=f"budget {flops_str(budget)}", show_header=True)
-    summary.add_row("forward pass", flops_str(fwd), pct(fwd, budget))
-    if mode == "train":
-        summary.add_row("training step (3 x forward)", flops_str(step), pct(step, budget))
+    summary.add_row("forward pass", flops_str(r["forward"]), pct(r["forward"], budget))
+    if r["mode"] == "train":
+        summary.add_row("training step (3 x forward)", flops_str(r["train_step"]), pct(r["train_step"], budget))
         summary.add_row(f"run ({steps} step{'s' * (steps != 1)})", flops_str(run), pct(run, budget))
-    elif mode == "forward":
+    elif r["mode"] == "forward":
         summary.add_row(f"run ({steps} pass{'es' * (steps != 1)})", flops_str(run), pct(run, budget))
     else:
-        summary.add_row("prefill", flops_str(gen["prefill"]), pct(gen["prefill"], budget))
-        summary.add_row(f"decode ({new_tokens - 1} cached steps)", flops_str(gen["decode"]), pct(gen["decode"], budget))
+        summary.add_row("prefill", flops_str(r["prefill"]), pct(r["prefill"], budget))
+        decode = f"decode ({r['new_tokens'] - 1} cached steps)"
+        summary.add_row(decode, flops_str(r["decode"]), pct(r["decode"], budget))
         summary.add_row("generation", flops_str(run), pct(run, budget))
     console.print(summary)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+import typing
 from pathlib import Path
 
 import typer
@@ -87,43 +89,31 @@ def baseline(
     _run(locals(), adapter=None)
 
 
-def forecast(
-    data: Path = _O["data"],
-    adapter: Path = typer.Option(..., "--adapter", "-a", help="LoRA adapter folder (e.g. runs/NAME/final)."),
-    model: str = typer.Option(None, help="Base model (default: the adapter's)."),
-    series: list[int] = _O["series"],
-    split: str = _O["split"],
-    limit: int = _O["limit"],
-    history: int = _O["history"],
-    horizon: int = _O["horizon"],
-    decimals: int = _O["decimals"],
-    int_digits: int = _O["int_digits"],
-    batch_size: int = _O["batch_size"],
-    num_samples: int = _O["num_samples"],
-    temperature: float = _O["temperature"],
-    top_p: float = _O["top_p"],
-    seed: int = _O["seed"],
-    device: str = _O["device"],
-    dtype: str = _O["dtype"],
-    convention: str = _O["convention"],
-    out: Path = _O["out"],
-    plot_series: int = _O["plot_series"],
-    references: str = _O["references"],
-    force: bool = _O["force"],
-    label: str = _O["label"],
-    dry_run: bool = _O["dry_run"],
-    allow_over_budget: bool = _O["allow_over_budget"],
-    ledger: Path = _O["ledger"],
-    quiet: bool = _O["quiet"],
-    as_json: bool = _O["as_json"],
-) -> None:
+def forecast(**args) -> None:
     """Forecasts with a fine-tuned LoRA adapter (merged for speed), scored against the truth.
 
     Example:\n
       lvtime forecast --adapter runs/r8/final --split test --out runs/r8/forecast
     """
-    args = locals()
     _run(args, adapter=str(args.pop("adapter")))
+
+
+def _forecast_signature() -> inspect.Signature:
+    """baseline's options, plus --adapter, with the model defaulting to the adapter's."""
+    params = []
+    for p in inspect.signature(baseline).parameters.values():
+        if p.name == "model":
+            p = p.replace(default=typer.Option(None, help="Base model (default: the adapter's)."))
+        params.append(p)
+        if p.name == "data":
+            adapter = typer.Option(..., "--adapter", "-a", help="LoRA adapter folder (e.g. runs/NAME/final).")
+            params.append(inspect.Parameter("adapter", p.kind, default=adapter, annotation=Path))
+    return inspect.Signature(params, return_annotation=None)
+
+
+# what Typer reads: one option list for two commands
+forecast.__signature__ = _forecast_signature()
+forecast.__annotations__ = {**typing.get_type_hints(baseline), "adapter": Path}
 
 
 def _run(args: dict, adapter: str | None) -> None:
@@ -131,68 +121,12 @@ def _run(args: dict, adapter: str | None) -> None:
     from lvtime.ledger import Ledger
 
     lg = Ledger(args["ledger"])
-    settings = build(
-        evaluation.ForecastSettings,
-        data=str(args["data"] or DEFAULT_DATA_FILE),
-        model=args["model"],
-        adapter=adapter,
-        series=list(args["series"] or []),
-        split=args["split"],
-        limit=args["limit"],
-        history=args["history"],
-        horizon=args["horizon"],
-        decimals=args["decimals"],
-        int_digits=args["int_digits"],
-        batch_size=args["batch_size"],
-        num_samples=args["num_samples"],
-        temperature=args["temperature"],
-        top_p=args["top_p"],
-        seed=args["seed"],
-        device=args["device"],
-        dtype=args["dtype"],
-        convention=args["convention"],
-        out=str(args["out"]) if args["out"] else None,
-        plot_series=args["plot_series"],
-        references=[] if args["references"].strip() == "none" else [r for r in args["references"].split(",") if r],
-    )
+    settings = _settings(args, adapter)
     as_json = args["as_json"]
     if args["dry_run"]:
-        p = evaluation.plan(settings, lg)
-        doc = {k: v for k, v in p.items() if k not in ("dataset", "architecture", "series")}
-        doc["remaining_after"] = p["budget"]["remaining"] - p["estimate"]
-        if as_json:
-            print_json(doc)
-        else:
-            console.print(
-                f"{p['n_series']} series with {p['model']}"
-                + (f" + adapter {adapter}" if adapter else "")
-                + f": prompts ~{p['prompt_tokens_mean']:.0f} tokens, {settings.horizon} steps each; "
-                f"cost at most {flops_str(p['estimate'])} FLOPs ({pct(p['estimate'], p['budget']['budget'])}"
-                f" of budget); remaining after: {flops_str(doc['remaining_after'])}"
-            )
+        _print_dry_run(evaluation.plan(settings, lg), settings, as_json)
         return
-    show = not args["quiet"] and not as_json
-    bar = on_batch = on_plan = None
-    if show:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        bar = Progress(
-            TextColumn("[bold]forecast"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("sequences"),
-            TimeRemainingColumn(),
-            console=err_console,
-        )
-        task = bar.add_task("forecast", total=None)
-
-        def on_plan(p: dict) -> None:
-            bar.update(task, total=p["n_series"] * settings.num_samples)
-            bar.start()  # only once the plan stands: errors before it print alone
-
-        def on_batch(k: int) -> None:
-            bar.update(task, advance=k)
-
+    bar, on_plan, on_batch = _progress(settings.num_samples, show=not args["quiet"] and not as_json)
     try:
         report = evaluation.run(
             settings, lg, args["allow_over_budget"], on_batch, on_plan=on_plan, label=args["label"], force=args["force"]
@@ -204,6 +138,63 @@ def _run(args: dict, adapter: str | None) -> None:
         print_json(report)
         return
     _print_report(report, lg.budget())
+
+
+def _settings(args: dict, adapter: str | None):
+    """ForecastSettings from the command's options (its fields, by name)."""
+    from lvtime.config import ForecastSettings
+
+    values = {k: v for k, v in args.items() if k in ForecastSettings.model_fields}
+    references = args["references"].strip()
+    values.update(
+        data=str(args["data"] or DEFAULT_DATA_FILE),
+        adapter=adapter,
+        series=list(args["series"] or []),
+        out=str(args["out"]) if args["out"] else None,
+        references=[] if references == "none" else [r for r in references.split(",") if r],
+    )
+    return build(ForecastSettings, **values)
+
+
+def _print_dry_run(p: dict, settings, as_json: bool) -> None:
+    doc = {k: v for k, v in p.items() if k not in ("dataset", "architecture", "series")}
+    doc["remaining_after"] = p["budget"]["remaining"] - p["estimate"]
+    if as_json:
+        print_json(doc)
+        return
+    console.print(
+        f"{p['n_series']} series with {p['model']}"
+        + (f" + adapter {settings.adapter}" if settings.adapter else "")
+        + f": prompts ~{p['prompt_tokens_mean']:.0f} tokens, {settings.horizon} steps each; "
+        f"cost at most {flops_str(p['estimate'])} FLOPs ({pct(p['estimate'], p['budget']['budget'])}"
+        f" of budget); remaining after: {flops_str(doc['remaining_after'])}"
+    )
+
+
+def _progress(num_samples: int, show: bool):
+    """(bar, on_plan, on_batch): a progress bar over sequences, or Nones when hidden."""
+    if not show:
+        return None, None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("[bold]forecast"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("sequences"),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+    task = bar.add_task("forecast", total=None)
+
+    def on_plan(p: dict) -> None:
+        bar.update(task, total=p["n_series"] * num_samples)
+        bar.start()  # only once the plan stands: errors before it print alone
+
+    def on_batch(k: int) -> None:
+        bar.update(task, advance=k)
+
+    return bar, on_plan, on_batch
 
 
 LABELS = {"ode": "ode (limit)"}

@@ -74,42 +74,15 @@ def sweep(
       lvtime sweep --model smollm2-135m-instruct --ranks 2,4,8 --lrs 1e-5,1e-4 --steps 200 --out runs/sweep-rl
     """
     from lvtime import sweep as sw
-    from lvtime.errors import UsageError
     from lvtime.ledger import Ledger
 
     lg = Ledger(ledger)
-    if config:
-        if ranks or lrs or contexts:
-            raise UsageError("give the grid either in --config or with --ranks/--lrs/--contexts, not both")
-        spec = sw.load_sweep_config(config)
-        if out:
-            spec = spec.model_copy(update={"out": str(out)})
-    else:
-        grid = {}
-        if ranks:
-            grid["rank"] = parse_ints(ranks, "--ranks")
-        if lrs:
-            grid["lr"] = parse_floats(lrs, "--lrs")
-        if contexts:
-            grid["context"] = parse_ints(contexts, "--contexts")
-        if not grid:
-            raise UsageError("nothing to sweep: give --ranks, --lrs, --contexts or --config")
-        spec = sw.SweepConfig(out=str(out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S")), grid=grid)
+    spec = _grid_spec(config, out, ranks, lrs, contexts)
     ranking = {"rank_by": rank_by, "forecast_series": forecast_series}
     spec = build(sw.SweepConfig, **{**spec.model_dump(), **{k: v for k, v in ranking.items() if v is not None}})
-    fixed = {
-        "data": str(data) if data else None,
-        "steps": steps,
-        "model": model,
-        "batch_size": batch_size,
-        "head": head,
-        "dtype": dtype,
-        "device": device,
-        "eval_every": eval_every,
-        "val_series": val_series,
-        "train_series": train_series,
-        "seed": seed,
-    }
+    fixed = dict(data=str(data) if data else None, steps=steps, model=model, batch_size=batch_size, head=head)
+    fixed.update(dtype=dtype, device=device, eval_every=eval_every, val_series=val_series)
+    fixed.update(train_series=train_series, seed=seed)
     spec.base.update({k: v for k, v in fixed.items() if v is not None})
     spec.base.update(_parse_sets(fix or []))
     planned, summary = sw.plan(spec, lg, fit_budget)
@@ -132,19 +105,36 @@ def sweep(
 
     gpus = _devices(devices, spec, jobs)
     rows = sw.run(spec, planned, lg, allow_over_budget, on_run_start if show else None, jobs=jobs, devices=gpus)
+    best = sw.finetune_command(_best_config(planned, rows)) if rows else None
     if as_json:
-        print_json(
-            {
-                "plan": _plan_doc(planned, summary),
-                "results": rows,
-                "best_command": sw.finetune_command(_best_config(planned, rows)) if rows else None,
-            }
-        )
+        print_json({"plan": _plan_doc(planned, summary), "results": rows, "best_command": best})
         return
     _print_results(rows, list(spec.grid), spec.out, spec.rank_by)
-    if rows:
+    if best:
         console.print("best configuration, as a finetune command:")
-        console.print(sw.finetune_command(_best_config(planned, rows)), soft_wrap=True)
+        console.print(best, soft_wrap=True)
+
+
+def _grid_spec(config, out, ranks, lrs, contexts):
+    """The sweep from --config, or from the --ranks/--lrs/--contexts flags."""
+    from lvtime import sweep as sw
+    from lvtime.errors import UsageError
+
+    if config:
+        if ranks or lrs or contexts:
+            raise UsageError("give the grid either in --config or with --ranks/--lrs/--contexts, not both")
+        spec = sw.load_sweep_config(config)
+        return spec.model_copy(update={"out": str(out)}) if out else spec
+    grid = {}
+    if ranks:
+        grid["rank"] = parse_ints(ranks, "--ranks")
+    if lrs:
+        grid["lr"] = parse_floats(lrs, "--lrs")
+    if contexts:
+        grid["context"] = parse_ints(contexts, "--contexts")
+    if not grid:
+        raise UsageError("nothing to sweep: give --ranks, --lrs, --contexts or --config")
+    return sw.SweepConfig(out=str(out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S")), grid=grid)
 
 
 def _devices(devices: str | None, spec, jobs: int) -> list[str]:

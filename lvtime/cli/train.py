@@ -79,24 +79,11 @@ def finetune(
     from lvtime.config import FinetuneConfig
     from lvtime.ledger import Ledger
     from lvtime.runs import finetune as run_finetune
-    from lvtime.runs import load_config, plan
+    from lvtime.runs import plan
 
     options = {k: v for k, v in locals().items() if k in FinetuneConfig.model_fields}
     lg = Ledger(ledger)
-    if resume is not None:
-        cfg = load_config(resume)
-        if steps is not None:
-            cfg = cfg.model_copy(update={"steps": steps})
-        cfg = cfg.model_copy(update={"out": str(resume)})
-    else:
-        options.update(
-            data=str(data or DEFAULT_DATA_FILE),
-            out=str(out or Path("runs") / time.strftime("finetune-%Y%m%d-%H%M%S")),
-            targets=[t for t in targets.split(",") if t],
-            steps=100 if steps is None else steps,
-            alpha_mode="global" if global_alpha else "per-series",
-        )
-        cfg = build(FinetuneConfig, **options)
+    cfg = _config(options, resume, out, steps, global_alpha)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     show = main_rank and not quiet and not as_json
 
@@ -131,11 +118,34 @@ def finetune(
     finally:
         if progress and progress.live.is_started:
             progress.stop()
-    if not main_rank:
-        return
-    if as_json:
+    if main_rank and as_json:
         print_json(summary)
-        return
+    elif main_rank:
+        _print_summary(summary, cfg, lg.budget())
+
+
+def _config(options: dict, resume: Path | None, out: Path | None, steps: int | None, global_alpha: bool):
+    """The run's config: the folder's own when resuming (``--steps`` may extend it), else
+    the options (their fields by name, a few translated)."""
+    from lvtime.config import FinetuneConfig
+    from lvtime.runs import load_config
+
+    if resume is not None:
+        cfg = load_config(resume)
+        if steps is not None:
+            cfg = cfg.model_copy(update={"steps": steps})
+        return cfg.model_copy(update={"out": str(resume)})
+    options.update(
+        data=str(options["data"] or DEFAULT_DATA_FILE),
+        out=str(out or Path("runs") / time.strftime("finetune-%Y%m%d-%H%M%S")),
+        targets=[t for t in options["targets"].split(",") if t],
+        steps=100 if steps is None else steps,
+        alpha_mode="global" if global_alpha else "per-series",
+    )
+    return build(FinetuneConfig, **options)
+
+
+def _print_summary(summary: dict, cfg, budget: float) -> None:
     if summary.get("already_complete"):
         console.print(f"{cfg.out}: already complete ({summary['steps']} steps); nothing to do")
         return
@@ -144,7 +154,7 @@ def finetune(
     console.print(
         f"[bold]done[/]: {summary['steps']} step{'s' * (summary['steps'] != 1)}, val loss{vocab} "
         f"{_fmt(before)} -> {_fmt(after)}, {flops_str(summary['flops_this_invocation'])} FLOPs "
-        f"({pct(summary['flops_this_invocation'], lg.budget())} of budget), "
+        f"({pct(summary['flops_this_invocation'], budget)} of budget), "
         f"{summary['wall_s']:.0f}s\ntrained {summary['trainable_params']:,} LoRA parameters "
         f"({summary['trainable_percent']:.3g}% of the model); adapter: {Path(cfg.out) / 'final'}"
     )
