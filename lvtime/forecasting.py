@@ -33,7 +33,7 @@ import torch
 from lvtime import kvcache, llmtime
 from lvtime.errors import TokenizerError, UsageError
 from lvtime.flops import Architecture, generate_flops
-from lvtime.tokenizer import llmtime_token_ids
+from lvtime.tokenizer import llmtime_token_ids, pad_id
 
 # Grammar phases of the state machine.
 INT_START, INT, FRAC, SEP, DONE = range(5)
@@ -324,7 +324,7 @@ def forecast(
     order = sorted(range(n), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
     per_batch = series_per_batch(batch_size, num_samples)
     gen = torch.Generator(device=model.device).manual_seed(seed) if temperature > 0 else None
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else vocab.ids[-1].item()
+    pad = pad_id(tokenizer)
     texts = [["" for _ in range(num_samples)] for _ in range(n)]
     flops, tokens = 0.0, 0
     for start in range(0, n, per_batch):

@@ -181,3 +181,8 @@ def llmtime_token_ids(tokenizer, alphabet: str) -> dict[str, int]:
             "does, like Qwen2.5's or SmolLM2's"
         )
     return ids
+
+
+def pad_id(tokenizer) -> int:
+    """The padding token id: the tokenizer's own, else end-of-text (padding is masked out)."""
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

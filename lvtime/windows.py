@@ -19,6 +19,7 @@ from lvtime import llmtime
 from lvtime.config import FinetuneConfig
 from lvtime.data import Dataset, split_indices
 from lvtime.errors import UsageError
+from lvtime.tokenizer import pad_id
 
 IGNORE = -100  # label of a position that is not a target (padding)
 
@@ -116,7 +117,7 @@ def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingDa
     alpha = None
     if cfg.alpha_mode == "global":
         alpha = llmtime.global_alpha(dataset.trajectories[splits["train"]])
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_id(tokenizer)
     sep = None
     if cfg.window_starts == "steps":
         from lvtime.tokenizer import llmtime_token_ids
