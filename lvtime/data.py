@@ -147,6 +147,13 @@ def split_indices(n: int, scheme: str = "ordered", seed: int = 0) -> dict[str, n
     }
 
 
+def training_alpha(ds: Dataset, scheme: str = "ordered", seed: int = 0) -> float:
+    """The one LLMTIME scale of ``--global-alpha``: from the training split's values only."""
+    from lvtime.llmtime import global_alpha
+
+    return global_alpha(ds.trajectories[split_indices(ds.n_series, scheme, seed)["train"]])
+
+
 def select_series(
     n: int,
     series: list[int] | None = None,

@@ -17,7 +17,7 @@ import torch
 
 from lvtime import llmtime
 from lvtime.config import FinetuneConfig
-from lvtime.data import Dataset, split_indices
+from lvtime.data import Dataset, split_indices, training_alpha
 from lvtime.errors import UsageError
 from lvtime.tokenizer import pad_id
 
@@ -116,7 +116,7 @@ def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingDa
         raise UsageError(f"{dataset.path}: too few series for a train and a validation split")
     alpha = None
     if cfg.alpha_mode == "global":
-        alpha = llmtime.global_alpha(dataset.trajectories[splits["train"]])
+        alpha = training_alpha(dataset, cfg.split_scheme, cfg.seed)
     pad = pad_id(tokenizer)
     sep = None
     if cfg.window_starts == "steps":

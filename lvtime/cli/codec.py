@@ -71,7 +71,6 @@ def encode(
 def _select(data, series, split, all_series, prey, predator, want_global_alpha=False):
     """Resolve the input flags to (names, (N, T, 2) array, training-split alpha or None)."""
     from lvtime import data as lvdata
-    from lvtime import llmtime
 
     if prey is not None or predator is not None:
         if prey is None or predator is None:
@@ -91,9 +90,7 @@ def _select(data, series, split, all_series, prey, predator, want_global_alpha=F
         raise UsageError("choose exactly one of --series, --split, --all (or --prey/--predator)")
     ds = lvdata.load_dataset(data or lvdata.DEFAULT_DATA_FILE)
     idx = lvdata.select_series(ds.n_series, series=series, split=split)
-    g_alpha = None
-    if want_global_alpha:
-        g_alpha = llmtime.global_alpha(ds.trajectories[lvdata.split_indices(ds.n_series)["train"]])
+    g_alpha = lvdata.training_alpha(ds) if want_global_alpha else None
     return [int(i) for i in idx], ds.trajectories[idx], g_alpha
 
 
