@@ -3,7 +3,7 @@
 Naive loop: one series at a time, ``model.generate`` (greedy, unconstrained, with a
 KV cache, as many new tokens as the constrained decoder may use), parsed afterwards.
 lvtime: ``forecasting.forecast`` over all series in batches, once per ``--kv-cache``
-(``dynamic``: transformers' concatenating cache, the path before 0.9; ``preallocated``:
+(``dynamic``: transformers' concatenating cache, lvtime's earlier path; ``preallocated``:
 lvtime's buffer, the default) and ``--batch-size``. All use the same model, dtype,
 prompts (first ``--history`` steps) and horizon; greedy texts of every lvtime
 configuration are compared with the first one's. The naive loop is slow, so it runs

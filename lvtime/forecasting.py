@@ -157,7 +157,7 @@ def generate_batch(
     """Decode one left-padded batch of prompts, ``samples`` sequences per prompt (the
     prompt is prefilled once). ``kv_cache``: ``shared`` (a buffer allocated once; the
     samples of a prompt share its part), ``preallocated`` (the buffer, the prompt repeated
-    per sample) or ``dynamic`` (transformers' concatenating cache: the path before 0.9,
+    per sample) or ``dynamic`` (transformers' concatenating cache: lvtime's earlier path,
     for benchmarks). Returns (column sequences, prompt-major then sample; padded prompt
     length; decoded tokens fed back)."""
     device = model.device
