@@ -100,7 +100,7 @@ class FinetuneConfig(BaseModel):
         return sorted({0, self.steps, *range(every, self.steps, every)})
 
 
-class ForecastSettings(BaseModel):
+class ForecastConfig(BaseModel):
     """Everything that determines a ``baseline`` or ``forecast`` run."""
 
     model_config = STRICT

@@ -82,7 +82,7 @@ def sample_scores(samples: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarra
         }
 
 
-def evaluate(
+def score(
     forecast: np.ndarray,
     truth: np.ndarray,
     history: np.ndarray,

@@ -124,12 +124,12 @@ def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
     """The fixed validation forecast that ranks a run: the first ``forecast_series``
     validation series, greedy, the run's ``history`` steps (at most half the series)
     -> the next steps (at most 50)."""
-    from lvtime.config import ForecastSettings
+    from lvtime.config import ForecastConfig
     from lvtime.data import load_dataset
 
     points = load_dataset(cfg.data).n_points
     history = min(cfg.history, points // 2)
-    return ForecastSettings(
+    return ForecastConfig(
         data=cfg.data,
         model=cfg.model,
         adapter=str(Path(cfg.out) / "final"),
@@ -147,11 +147,11 @@ def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
 
 
 def _forecast_cost(sweep: SweepConfig, cfg: FinetuneConfig, ledger: Ledger) -> float:
-    from lvtime import evaluation
+    from lvtime import forecast_run
 
     # planned before the adapter exists: the merged adapter costs what the base model costs
     s = forecast_settings(sweep, cfg).model_copy(update={"adapter": None})
-    return evaluation.plan(s, ledger)["estimate"]
+    return forecast_run.plan(s, ledger)["estimate"]
 
 
 def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig]]:
@@ -278,10 +278,10 @@ def _run_jobs(sweep, todo, ledger, allow_over_budget, n, devices, on_run_start) 
 
 
 def _forecast_run(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_budget: bool) -> None:
-    from lvtime import evaluation
+    from lvtime import forecast_run
 
     s = forecast_settings(sweep, p.config)
-    evaluation.run(
+    forecast_run.run(
         # force: an earlier attempt that stopped mid-way left partial results of lvtime's own
         s,
         ledger,
@@ -363,7 +363,7 @@ def finetune_command(cfg: FinetuneConfig, out: str = "runs/best") -> str:
 
 
 def forecast_args(s) -> list[str]:
-    """``lvtime forecast`` arguments for the ranking forecast ``s`` (a ForecastSettings)."""
+    """``lvtime forecast`` arguments for the ranking forecast ``s`` (a ForecastConfig)."""
     args = [s.data]
     for field in ("model", "adapter", "split", "limit", "history", "horizon", "decimals", "device", "dtype"):
         if getattr(s, field) is not None:

@@ -199,7 +199,7 @@ def _autocast(device: str, dtype: torch.dtype):
     return torch.autocast(device_type=device.split(":")[0], dtype=dtype)
 
 
-def evaluate(loss_head: LossHead, windows: Windows, micro: int, device: str, dtype, dist: Dist) -> float:
+def validation_loss(loss_head: LossHead, windows: Windows, micro: int, device: str, dtype, dist: Dist) -> float:
     """Mean validation loss per target token, over this process's share of the windows."""
     total, count = 0.0, 0
     mine = range(dist.rank, len(windows), dist.world)
@@ -372,7 +372,7 @@ class _Run:
     def validate(self, step: int) -> float:
         self.result.in_flight = self.per_eval
         self.model.eval()
-        val = evaluate(self.loss_head, self.data.val, self.cfg.micro_batch, self.device, self.dtype, self.dist)
+        val = validation_loss(self.loss_head, self.data.val, self.cfg.micro_batch, self.device, self.dtype, self.dist)
         self.model.train()
         self.spend(self.per_eval)
         self.history["val"][str(step)] = val

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from lvtime import data, forecasting, llmtime
 from lvtime.errors import TokenizerError
-from lvtime.evaluation import ForecastSettings, run
 from lvtime.flops import PRESETS
+from lvtime.forecast_run import ForecastConfig, run
 from lvtime.ledger import Ledger
 from lvtime.models import load_model
 
@@ -113,7 +113,7 @@ def test_refuses_tokenizers_that_merge_digits():
 
 
 def test_run_writes_results_and_ledger(tmp_path, small_h5):
-    s = ForecastSettings(
+    s = ForecastConfig(
         data=str(small_h5),
         model="tiny-qwen2",
         history=20,

@@ -279,12 +279,12 @@ def test_sigterm_during_a_baseline_settles_and_exits_130(tmp_path):
 
 
 def test_failure_while_writing_results_settles_the_entry(tmp_path, small_h5, monkeypatch):
-    from lvtime import evaluation
+    from lvtime import forecast_run
 
     def disk_full(*a, **k):
         raise OSError(28, "No space left on device", str(tmp_path / "out" / "metrics.json"))
 
-    monkeypatch.setattr(evaluation, "write_results", disk_full)
+    monkeypatch.setattr(forecast_run, "write_results", disk_full)
     r = runner.invoke(
         app,
         [

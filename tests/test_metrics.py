@@ -36,7 +36,7 @@ def test_reference_forecasts():
     lin = references.linear(history, 3, window=4)
     assert lin[0, :, 0].tolist() == pytest.approx([5.0, 6.0, 7.0])
     assert lin[0, :, 1].tolist() == pytest.approx([1.0, 0.0, 0.0])  # clipped at zero
-    result = metrics.evaluate(lin, lin, history, {"linear": lin})
+    result = metrics.score(lin, lin, history, {"linear": lin})
     assert set(result) == {"model", "linear"}
     assert "crps" not in result["model"]["per_series"]  # one forecast: no sample scores
 
@@ -58,5 +58,5 @@ def test_sample_scores_appear_with_several_samples():
     rng = np.random.default_rng(2)
     truth, history = rng.uniform(0, 3, (3, 5, 2)), rng.uniform(0, 3, (3, 8, 2))
     samples = rng.uniform(0, 3, (3, 4, 5, 2))
-    result = metrics.evaluate(np.median(samples, axis=1), truth, history, samples=samples)
+    result = metrics.score(np.median(samples, axis=1), truth, history, samples=samples)
     assert {"crps", "coverage", "width"} <= set(result["model"]["aggregate"]["prey"])

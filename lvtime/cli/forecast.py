@@ -20,11 +20,11 @@ def register(app: typer.Typer) -> None:
 
 def _options():
     """The options both commands share, as Typer defaults (one definition, two commands);
-    defaults, help, bounds and choices come from ForecastSettings."""
-    from lvtime.config import ForecastSettings
+    defaults, help, bounds and choices come from ForecastConfig."""
+    from lvtime.config import ForecastConfig
 
     def opt(name: str, *flags: str, **overrides):
-        return field_option(ForecastSettings, name, *flags, **overrides)
+        return field_option(ForecastConfig, name, *flags, **overrides)
 
     shared = ("split", "limit", "history", "horizon", "decimals", "int_digits", "batch_size", "num_samples")
     shared += ("temperature", "top_p", "seed", "device", "dtype", "convention", "plot_series")
@@ -117,18 +117,18 @@ forecast.__annotations__ = {**typing.get_type_hints(baseline), "adapter": Path}
 
 
 def _run(args: dict, adapter: str | None) -> None:
-    from lvtime import evaluation
+    from lvtime import forecast_run
     from lvtime.ledger import Ledger
 
     lg = Ledger(args["ledger"])
     settings = _settings(args, adapter)
     as_json = args["as_json"]
     if args["dry_run"]:
-        _print_dry_run(evaluation.plan(settings, lg), settings, as_json)
+        _print_dry_run(forecast_run.plan(settings, lg), settings, as_json)
         return
     bar, on_plan, on_batch = _progress(settings.num_samples, show=not args["quiet"] and not as_json)
     try:
-        report = evaluation.run(
+        report = forecast_run.run(
             settings, lg, args["allow_over_budget"], on_batch, on_plan=on_plan, label=args["label"], force=args["force"]
         )
     finally:
@@ -141,10 +141,10 @@ def _run(args: dict, adapter: str | None) -> None:
 
 
 def _settings(args: dict, adapter: str | None):
-    """ForecastSettings from the command's options (its fields, by name)."""
-    from lvtime.config import ForecastSettings
+    """ForecastConfig from the command's options (its fields, by name)."""
+    from lvtime.config import ForecastConfig
 
-    values = {k: v for k, v in args.items() if k in ForecastSettings.model_fields}
+    values = {k: v for k, v in args.items() if k in ForecastConfig.model_fields}
     references = args["references"].strip()
     values.update(
         data=str(args["data"] or DEFAULT_DATA_FILE),
@@ -153,7 +153,7 @@ def _settings(args: dict, adapter: str | None):
         out=str(args["out"]) if args["out"] else None,
         references=[] if references == "none" else [r for r in references.split(",") if r],
     )
-    return build(ForecastSettings, **values)
+    return build(ForecastConfig, **values)
 
 
 def _print_dry_run(p: dict, settings, as_json: bool) -> None:

@@ -14,14 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from lvtime import folders
-from lvtime.config import DEFAULT_MODEL, ForecastSettings, provenance
+from lvtime.config import DEFAULT_MODEL, ForecastConfig, provenance
 from lvtime.errors import UsageError
 from lvtime.ledger import Ledger
 
-__all__ = ["ForecastSettings", "plan", "run"]
+__all__ = ["ForecastConfig", "plan", "run"]
 
 
-def resolve_model(s: ForecastSettings) -> str:
+def resolve_model(s: ForecastConfig) -> str:
     """The base model: --model, else the adapter's (checked here, before any FLOP is
     reserved), else the study's."""
     base = None
@@ -36,7 +36,7 @@ def resolve_model(s: ForecastSettings) -> str:
     return base or DEFAULT_MODEL
 
 
-def plan(s: ForecastSettings, ledger: Ledger) -> dict:
+def plan(s: ForecastConfig, ledger: Ledger) -> dict:
     """Series, prompt lengths and the upper-bound cost, without loading weights."""
     from lvtime import data as lvdata
     from lvtime.forecasting import estimate, prompts_for
@@ -70,7 +70,7 @@ def plan(s: ForecastSettings, ledger: Ledger) -> dict:
 
 
 def run(
-    s: ForecastSettings,
+    s: ForecastConfig,
     ledger: Ledger | None = None,
     allow_over_budget: bool = False,
     on_batch=None,
@@ -111,7 +111,7 @@ def run(
         reservation.spent = p["estimate"]
         result = _forecast(s, p["model"], traj, idx, on_batch)
         reservation.spent = result.flops
-        scores = metrics.evaluate(result.forecast, truth, history, refs, result.samples)
+        scores = metrics.score(result.forecast, truth, history, refs, result.samples)
         report = {
             "kind": kind,
             "model": p["model"],
@@ -128,7 +128,7 @@ def run(
     return report
 
 
-def _forecast(s: ForecastSettings, model: str, traj: np.ndarray, idx: np.ndarray, on_batch):
+def _forecast(s: ForecastConfig, model: str, traj: np.ndarray, idx: np.ndarray, on_batch):
     """Load the model (with the adapter merged) and forecast the selected series."""
     from lvtime import lora
     from lvtime.forecasting import forecast
@@ -145,7 +145,7 @@ def _forecast(s: ForecastSettings, model: str, traj: np.ndarray, idx: np.ndarray
     )  # fmt: skip
 
 
-def _summary(s: ForecastSettings, p: dict, result, budget: float) -> dict:
+def _summary(s: ForecastConfig, p: dict, result, budget: float) -> dict:
     return {
         "n_series": p["n_series"],
         "history": s.history,
@@ -185,7 +185,7 @@ def gap(scores: dict) -> dict:
     }
 
 
-def check_out_dir(s: ForecastSettings, ledger: Ledger, force: bool = False) -> Path | None:
+def check_out_dir(s: ForecastConfig, ledger: Ledger, force: bool = False) -> Path | None:
     """``--out`` checked before anything is spent: a new or empty folder lvtime may write
     (or, with ``force``, one lvtime made)."""
     if s.out is None:
@@ -198,7 +198,7 @@ def check_out_dir(s: ForecastSettings, ledger: Ledger, force: bool = False) -> P
     return out
 
 
-def write_results(out: Path, report: dict, result, history, truth, scores, s: ForecastSettings, refs: dict) -> None:
+def write_results(out: Path, report: dict, result, history, truth, scores, s: ForecastConfig, refs: dict) -> None:
     from lvtime import metrics, plots
 
     doc = {**report, "settings": s.model_dump(), **provenance()}
