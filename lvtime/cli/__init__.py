@@ -41,7 +41,7 @@ class _Group(TyperGroup):
             _error(str(exc))
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
-            print("lvtime: interrupted", file=sys.stderr)
+            _interrupted()
             ctx.exit(130)
         except BrokenPipeError:
             raise
@@ -103,6 +103,14 @@ forecast.register(app)
 sweeps.register(app)
 
 
+def _interrupted() -> None:
+    """Say so once, and let no later Ctrl-C / SIGTERM (a second press, or one held by the
+    ledger's signal mask until now) turn the exit into a traceback or a death by signal."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print("lvtime: interrupted", file=sys.stderr)
+
+
 def _terminate(signum, frame) -> None:
     raise KeyboardInterrupt  # SIGTERM is Ctrl-C: reservations settle, exit 130 with a message
 
@@ -113,7 +121,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        print("lvtime: interrupted", file=sys.stderr)
+        _interrupted()
         sys.exit(130)
     except BrokenPipeError:  # `lvtime encode --all | head` is fine
         sys.stderr.close()
