@@ -91,34 +91,19 @@ def validate(traj: np.ndarray, time: np.ndarray, name: str = "dataset") -> None:
 
 
 def save_dataset(path: str | os.PathLike, dataset: Dataset, force: bool = False) -> None:
-    """Write the study's layout. Refuses to replace an existing file unless ``force``."""
+    """Write the study's layout, marked as lvtime's; an existing file is replaced only
+    with ``force`` and only if lvtime simulated it (see :mod:`lvtime.outfiles`)."""
     import h5py
 
-    p = check_writable(path, force)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    try:
+    from lvtime import outfiles
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
+            f.attrs[outfiles.DATASET_MARK] = "simulate"
             f.create_dataset("trajectories", data=dataset.trajectories.astype(np.float32))
             f.create_dataset("time", data=dataset.time.astype(np.float64))
-        os.replace(tmp, p)  # a crash mid-write never leaves a half-written file under the name
-    finally:
-        tmp.unlink(missing_ok=True)
 
-
-def check_writable(path: str | os.PathLike, force: bool = False) -> Path:
-    """Where a dataset may be written: never over a folder or a symlink, and over an
-    existing file only with ``force``."""
-    p = Path(path)
-    if not str(path).strip():
-        raise UsageError("the output file name is empty")
-    if p.is_dir():
-        raise UsageError(f"{p}: is a folder; name a file such as {p / DEFAULT_DATA_FILE}")
-    if p.is_symlink():
-        raise UsageError(f"{p}: is a symlink; name the file itself")
-    if p.exists() and not force:
-        raise UsageError(f"{p}: already exists (use --force to overwrite)")
-    return p
+    outfiles.atomic_write(outfiles.check(path, force, "dataset", what="OUT"), write)
 
 
 # --- splits -------------------------------------------------------------------------

@@ -244,11 +244,15 @@ def _md_cell(text) -> str:
 def ledger_export(
     fmt: str = typer.Option("md", "--format", help="md or csv."),
     out: Path = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it holds an lvtime ledger table."),
     ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
 ) -> None:
     """Write the per-experiment FLOP table a report needs."""
+    from lvtime import outfiles
     from lvtime.ledger import Ledger, report_rows
 
+    if out is not None:
+        outfiles.check(out, force, "ledger-table")
     if fmt not in ("md", "csv"):
         raise UsageError(f"--format must be md or csv, not {fmt!r}")
     data = Ledger(ledger).read()
@@ -275,7 +279,7 @@ def ledger_export(
             )
         text = "\n".join(lines) + "\n"
     if out:
-        out.write_text(text)
+        outfiles.write_text(out, text)
         console.print(f"wrote {out}")
     else:
         print(text, end="")

@@ -35,6 +35,7 @@ def encode(
     as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
     jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per series per line."),
     out: Path = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
+    force: bool = typer.Option(False, "--force", help="Replace --out if it holds lvtime encode output."),
 ) -> None:
     """Turn series into LLMTIME text (and token ids with --tokens).
 
@@ -43,8 +44,10 @@ def encode(
       lvtime encode --prey 2.9,3.2,3.8 --predator 1.1,0.9,0.7\n
       lvtime encode data.h5 --split test --jsonl -o test.jsonl
     """
-    from lvtime import llmtime
+    from lvtime import llmtime, outfiles
 
+    if out is not None:
+        outfiles.check(out, force, "encoding")  # before reading a dataset
     if alpha is not None:
         _check_alpha(alpha)
     if global_alpha and (prey is not None or alpha is not None):
@@ -95,6 +98,8 @@ def _select(data, series, split, all_series, prey, predator, want_global_alpha=F
 
 
 def _write(records: list[dict], as_json: bool, jsonl: bool, out: Path | None) -> None:
+    from lvtime import outfiles
+
     if as_json and jsonl:
         raise UsageError("choose one of --json and --jsonl")
     if as_json or jsonl:
@@ -103,12 +108,12 @@ def _write(records: list[dict], as_json: bool, jsonl: bool, out: Path | None) ->
         else:
             text = to_json(records[0] if len(records) == 1 else records) + "\n"
         if out:
-            out.write_text(text)
+            outfiles.write_text(out, text)
         else:
             sys.stdout.write(text)
         return
     if out:  # plain text file: one series per line, as a model would see it
-        out.write_text("".join(r["text"] + "\n" for r in records))
+        outfiles.write_text(out, "".join(r["text"] + "\n" for r in records))
         console.print(f"wrote {len(records)} series to {out}")
         return
     for r in records:

@@ -25,13 +25,13 @@ def simulate(
     ranges: str = typer.Option(
         "study", help="Parameter ranges: study (period ~20 steps, like the study's data) or fast (period ~8)."
     ),
-    force: bool = typer.Option(False, "--force", help="Overwrite OUT if it exists."),
+    force: bool = typer.Option(False, "--force", help="Replace OUT if lvtime simulated it (never any other file)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary."),
 ) -> None:
     """Simulate predator-prey series (RK4) and write them like lotka_volterra_data.h5."""
-    from lvtime import data
+    from lvtime import data, outfiles
 
-    data.check_writable(out, force)  # refuse before spending time on the simulation
+    outfiles.check(out, force, "dataset", what="OUT")  # refuse before spending time on the simulation
     ds = data.simulate(n=n, points=points, t_max=t_max, seed=seed, dynamics=dynamics, ranges=ranges)
     data.save_dataset(out, ds, force=force)
     summary = {

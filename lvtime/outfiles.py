@@ -1,0 +1,124 @@
+"""Output files (``simulate OUT``, ``encode -o``, ``ledger export -o``): checked before
+any work, written atomically, and replaced (``--force``) only when lvtime wrote them.
+No torch.
+
+The rules, in one place for every command that writes a single file:
+
+* an output path is never empty, never a folder and never a symlink;
+* an existing file is kept unless ``--force``, and even then only a file that is what
+  this command writes (a dataset lvtime simulated, text that looks like lvtime's
+  encoding or ledger table) is replaced: a study dataset, a model, a ledger or
+  someone's notes named by mistake survive any command line;
+* the new content goes to a temporary file beside it and is renamed over the name, so
+  Ctrl-C or a full disk never leaves half a file, nor destroys the old one.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from lvtime.errors import UsageError
+
+DATASET_MARK = "lvtime"  # HDF5 root attribute lvtime simulate writes
+_SNIFF_BYTES = 4096
+_LLMTIME_TEXT = re.compile(r"[0-9.,;\s]*")
+
+
+def check(path: str | os.PathLike, force: bool, kind: str, what: str = "--out") -> Path:
+    """``path`` as a Path if a ``kind`` file ("dataset", "encoding", "ledger-table") may
+    be written there, else a one-line :class:`UsageError`. Only reads the file system."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise UsageError(f"{what}: empty file name")
+    if "\0" in text:
+        raise UsageError(f"{what}: the path contains a NUL character")
+    p = Path(text)
+    if p.is_symlink():
+        raise UsageError(f"{p}: is a symlink; name the file itself")
+    if p.is_dir():
+        raise UsageError(f"{p}: is a folder; name a file inside it")
+    if p.exists():
+        if not force:
+            raise UsageError(f"{p}: already exists (use --force to overwrite)")
+        if not written_by_lvtime(p, kind):
+            raise UsageError(
+                f"{p}: exists and is not {_DESCRIPTION[kind]}; --force replaces only files lvtime wrote. "
+                "Choose another name, or move the file aside yourself"
+            )
+    ancestor = p.resolve().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise UsageError(f"{p}: {ancestor} is a file, not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"{p}: {ancestor} is not writable")
+    return p
+
+
+def written_by_lvtime(path: Path, kind: str) -> bool:
+    """Whether the existing file at ``path`` is one that a ``kind`` write may replace."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF_BYTES)
+    except OSError:
+        return False
+    if not head:
+        return True  # an empty file holds nothing to lose
+    if kind == "dataset":
+        return _is_lvtime_dataset(path)
+    text = _utf8(head)
+    if text is None or "\0" in text:
+        return False  # binary: weights, a dataset, an archive
+    if kind == "encoding":
+        first = text.lstrip()[:1]
+        return bool(_LLMTIME_TEXT.fullmatch(text)) or (first in "[{" and '"text"' in text and '"alpha"' in text)
+    if kind == "ledger-table":
+        return text.startswith("FLOP budget:") or text.startswith("experiment,")
+    raise ValueError(f"unknown output kind {kind!r}")
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (checked by :func:`check` first)."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write ({exc.strerror}); nothing was replaced") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _is_lvtime_dataset(path: Path) -> bool:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            return DATASET_MARK in f.attrs
+    except (OSError, ValueError):
+        return False
+
+
+def _utf8(head: bytes) -> str | None:
+    """``head`` as text, allowing for a multibyte character cut at the sniffing limit."""
+    for cut in range(4 if len(head) == _SNIFF_BYTES else 1):
+        try:
+            return head[: len(head) - cut].decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+    return None
+
+
+_DESCRIPTION = {
+    "dataset": "a dataset lvtime simulate wrote",
+    "encoding": "lvtime encode output",
+    "ledger-table": "an lvtime ledger table",
+}
