@@ -10,9 +10,9 @@ import platform
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from lvtime import __version__
 from lvtime.data import DEFAULT_DATA_FILE
@@ -25,6 +25,15 @@ STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 Dtype = Literal["auto", "float32", "bfloat16", "float16"]
 # auto, cpu, mps, cuda or cuda:N (checked against the hardware when the run starts)
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:[0-9]+)?)$"
+
+
+def _named(value: str) -> str:
+    if not value.strip():
+        raise ValueError("empty; name a hub id, a folder, a .gguf file or a preset")
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(_named)]
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # the study's model
 
 
@@ -34,7 +43,7 @@ class FinetuneConfig(BaseModel):
     model_config = STRICT
 
     data: str = Field(DEFAULT_DATA_FILE, description="HDF5 dataset.")
-    model: str = Field(DEFAULT_MODEL, description="Hub id, folder, .gguf or preset.")
+    model: ModelName = Field(DEFAULT_MODEL, description="Hub id, folder, .gguf or preset.")
     out: str = Field("runs/finetune", description="Run folder.")
     # LoRA
     rank: int = Field(4, ge=1, description="LoRA rank.")
@@ -106,7 +115,7 @@ class ForecastConfig(BaseModel):
     model_config = STRICT
 
     data: str = Field(DEFAULT_DATA_FILE, description="HDF5 dataset.")
-    model: str | None = Field(None, description="Base model; None: the adapter's, else the default hub model.")
+    model: ModelName | None = Field(None, description="Base model; None: the adapter's, else the default hub model.")
     adapter: str | None = Field(None, description="LoRA adapter folder (None: baseline).")
     series: list[int] = Field(default_factory=list, description="Series index; repeatable (none: use --split).")
     split: Literal["train", "val", "test"] = Field("test", description="Split to forecast when no --series.")

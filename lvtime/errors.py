@@ -53,4 +53,5 @@ def first_error(exc, whole: str = "options") -> str:
     """``field.path: message`` of a pydantic ``ValidationError``'s first error, in one line
     (``whole`` names the location of an error about the model as a whole)."""
     first = exc.errors()[0]
-    return f"{'.'.join(str(p) for p in first['loc']) or whole}: {first['msg']}"
+    message = first["msg"].removeprefix("Value error, ")  # our own validators' words, as written
+    return f"{'.'.join(str(p) for p in first['loc']) or whole}: {message}"

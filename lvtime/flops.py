@@ -172,6 +172,8 @@ def resolve_architecture(model: str) -> Architecture:
     """A preset name (or the Qwen hub id), a ``config.json`` or a model folder."""
     from lvtime.errors import UsageError
 
+    if not model.strip():
+        raise UsageError(f"model: empty; use a preset ({', '.join(PRESETS)}), a config.json or a model folder")
     key = PRESET_ALIASES.get(model.lower(), model.lower())
     if key in PRESETS:
         return PRESETS[key]

@@ -59,6 +59,9 @@ def test_encode_dataset_split_jsonl_and_file(small_h5, tmp_path):
         (["flops", "--mode", "sideways"], 2, "--mode"),
         (["flops", "--convention", "vibes"], 2, "convention"),
         (["flops", "--model", "nope"], 2, "unknown model"),
+        (["flops", "--model", " "], 2, "model: empty"),
+        (["finetune", "{h5}", "--model", "", "--dry-run"], 2, "model: empty; name a hub id"),
+        (["baseline", "{h5}", "--model", "", "--dry-run"], 2, "model: empty; name a hub id"),
     ],
 )
 def test_errors_are_one_line_with_exit_codes(small_h5, args, code, message):
