@@ -6,9 +6,10 @@ The rules, in one place for every command that writes a folder:
 * an output path is never empty, never the working directory, one of its parents or
   the root, never a symlink, never an existing file, and never a folder that holds
   the ledger;
-* a folder lvtime creates gets a marker file (:data:`MARKER`); ``--force`` deletes
-  only a folder with that marker (or, for folders from before the marker, lvtime's
-  ``config.json`` / ``metrics.json``);
+* a folder lvtime creates gets a marker file (:data:`MARKER`) -- never a folder that
+  already held something; ``--force`` deletes only a folder with that marker (or, for
+  folders from before the marker, lvtime's ``config.json`` / ``metrics.json`` /
+  ``sweep.json``), and a sweep writes only into an empty folder or its own;
 * a folder name made from values (sweep configurations) keeps only safe characters,
   has a bounded length, and carries a short hash of the values when it had to be
   changed, so distinct values never share a folder.
@@ -74,25 +75,36 @@ def made_by_lvtime(path: Path) -> bool:
         return False
     if (path / MARKER).is_file():
         return True
-    for name in ("config.json", "metrics.json"):
+    for name in ("config.json", "metrics.json", "sweep.json"):
         try:
             doc = json.loads((path / name).read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(doc, dict) and "versions" in doc and "lvtime" in doc.get("versions", {}):
+        if isinstance(doc, dict) and "lvtime" in doc.get("versions", {}):
             return True
+        if name == "sweep.json" and isinstance(doc, dict) and {"base", "grid"} <= doc.keys():
+            return True  # a sweep folder from before the marker
     return False
 
 
 def create(path: Path, kind: str) -> None:
-    """Make the folder (and parents) and mark it as lvtime's."""
+    """Make the folder (and parents) and mark it as lvtime's, unless it already held
+    something: a marker on someone's folder would let a later ``--force`` delete it."""
     try:
+        fresh = is_empty(path)
         path.mkdir(parents=True, exist_ok=True)
         marker = path / MARKER
-        if not marker.exists():
+        if fresh and not marker.exists():
             marker.write_text(json.dumps({"kind": kind, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
     except OSError as exc:
         raise UsageError(f"{path}: cannot create the output folder ({exc.strerror})") from None
+
+
+def check_reusable(path: Path, what: str) -> None:
+    """Refuse to write into a non-empty folder that lvtime did not make (a sweep folder
+    is reused to resume; someone else's folder must not receive lvtime's files)."""
+    if not is_empty(path) and not made_by_lvtime(path):
+        raise UsageError(f"{what} {path}: exists, is not empty and was not made by lvtime; name a new folder")
 
 
 def check_replaceable(path: Path, what: str = "--force") -> None:

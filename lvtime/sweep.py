@@ -177,7 +177,7 @@ def plan(sweep: SweepConfig, ledger: Ledger, fit_budget: bool = False) -> tuple[
     """Cost every configuration; with ``fit_budget`` keep, in order, what fits."""
     from lvtime import checkpoints, runs
 
-    folders.check_out(sweep.out, ledger.path, what="sweep folder")
+    folders.check_reusable(folders.check_out(sweep.out, ledger.path, what="sweep folder"), "sweep folder")
     planned: list[PlannedRun] = []
     for name, values, cfg in expand(sweep):
         run_dir = Path(cfg.out)
@@ -221,6 +221,15 @@ def check_budget(planned: list[PlannedRun], summary: dict, allow_over_budget: bo
         )
 
 
+def open_folder(sweep: SweepConfig) -> Path:
+    """Create (and mark) the sweep folder and record the sweep in it, so that a later
+    ``lvtime sweep`` recognises the folder as its own (plan checked it was empty or ours)."""
+    sweep_dir = Path(sweep.out)
+    folders.create(sweep_dir, "sweep")
+    (sweep_dir / "sweep.json").write_text(json.dumps(sweep.model_dump(mode="json"), indent=2) + "\n")
+    return sweep_dir
+
+
 def run(
     sweep: SweepConfig,
     planned: list[PlannedRun],
@@ -235,9 +244,7 @@ def run(
     processes, each on one of ``devices``); returns the ranked results."""
     from lvtime import runs
 
-    sweep_dir = Path(sweep.out)
-    folders.create(sweep_dir, "sweep")
-    (sweep_dir / "sweep.json").write_text(json.dumps(sweep.model_dump(mode="json"), indent=2) + "\n")
+    sweep_dir = open_folder(sweep)
     todo = [p for p in planned if p.state != "done" and p.planned]
     if jobs > 1:
         _run_jobs(sweep, todo, ledger, allow_over_budget, jobs, devices or [], on_run_start)

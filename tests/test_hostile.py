@@ -151,6 +151,35 @@ def test_force_refuses_symlinks_files_and_foreign_folders(h5, tmp_path, monkeypa
     finetune(cfg(h5, real, steps=1), force=True)  # lvtime's own folder: replaced
 
 
+def test_a_sweep_never_writes_into_someone_elses_folder(h5, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "results.csv").write_text("mine")
+    before = snapshot(tmp_path)
+    r = runner.invoke(
+        app, ["sweep", str(h5), "--model", "tiny-qwen2", "--ranks", "2", "--steps", "1", "--out", str(foreign)]
+    )
+    assert "not made by lvtime" in one_line_error(r, 2)
+    assert snapshot(tmp_path) == before and not (foreign / folders.MARKER).exists()
+    assert not Path("lvtime-ledger.json").exists() or not Ledger().read().entries  # nothing reserved
+
+
+def test_lvtime_never_marks_a_folder_it_did_not_make(tmp_path):
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "cat.jpg").write_text("meow")
+    folders.create(foreign, "sweep")
+    assert not folders.made_by_lvtime(foreign)
+    with pytest.raises(UsageError, match="not made by lvtime"):
+        folders.replace(foreign, "forecast")
+    assert (foreign / "cat.jpg").read_text() == "meow"
+    old_sweep = tmp_path / "old-sweep"  # a sweep folder from before the marker
+    old_sweep.mkdir()
+    (old_sweep / "sweep.json").write_text(json.dumps({"out": str(old_sweep), "base": {}, "grid": {"rank": [2]}}))
+    assert folders.made_by_lvtime(old_sweep)
+
+
 def test_out_holding_the_ledger_is_refused(h5, tmp_path, monkeypatch):
     work = tmp_path / "work"
     work.mkdir()

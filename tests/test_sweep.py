@@ -205,7 +205,8 @@ def test_printed_commands_run_by_a_shell_are_collected_without_rerunning(h5, tmp
     assert r.exit_code == 0, r.output
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1 and " && lvtime forecast " in lines[0]
-    assert not Ledger().read().entries and not (tmp_path / "sweep").exists()  # printing runs nothing
+    assert not Ledger().read().entries  # printing runs nothing; it records the sweep in its folder
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == [".lvtime-folder", "sweep.json"]
     env = {**os.environ, "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
     for line in lines:
         subprocess.run(["bash", "-c", line + " --quiet"], check=True, env=env, capture_output=True)

@@ -162,6 +162,7 @@ def _print_commands(spec, planned, lg, allow_over_budget: bool, as_json: bool) -
 
     todo = [p for p in planned if p.state != "done" and p.planned]
     chains = {p.name: sw.job_commands(spec, p, lg, allow_over_budget) for p in todo}
+    sw.open_folder(spec)  # the commands write into it; a later `lvtime sweep` collects it
     if as_json:
         print_json([{"run": name, "commands": [["lvtime", *c] for c in cs]} for name, cs in chains.items()])
         return
