@@ -19,12 +19,17 @@ runs = [
     ("LoRA, today's recipe: ctx 256, 300 steps", "f100-default", "r-default"),
     ("LoRA, ctx 1024, 75 steps, alpha from history, step windows", "f100-ctx1024", "r-ctx1024"),
     ("same ctx-1024 adapter, 10-sample median (T 0.7)", "s100-ctx1024", "r-ctx1024"),
+    ("LoRA, ctx 256, 300 steps, alpha from history, step windows", "f100-aligned", "r-aligned"),
+    ("LoRA, today's recipe continued to 1,256 steps", "f100-default-1e15", "r-default-1e15"),
+    ("LoRA, ctx 1024 ... continued to 258 steps", "f100-1e15", "r-ctx1024-1e15"),
+    ("same 258-step adapter, 10-sample median (T 0.7)", "s100-1e15", "r-ctx1024-1e15"),
 ]
-walls = {}  # from run3.sh's log: "name rc=0 wall=406s"
-if os.path.exists(f"{ROOT}/log3.txt"):
-    for line in open(f"{ROOT}/log3.txt"):
-        if "wall=" in line:
-            walls[line.split()[0]] = line.split("wall=")[1].strip()
+walls = {}  # from run*.sh's logs: "name rc=0 wall=406s [time]"
+for log in ("log3.txt", "log4.txt", "log5.txt", "log6.txt"):
+    if os.path.exists(f"{ROOT}/{log}"):
+        for line in open(f"{ROOT}/{log}"):
+            if "wall=" in line:
+                walls[line.split()[0]] = line.split("wall=")[1].split()[0]
 for label, fc, train in runs:
     path = f"{ROOT}/{fc}.json"
     if not os.path.exists(path) or not os.path.getsize(path):
