@@ -37,14 +37,7 @@ def check_out(path: str | os.PathLike, ledger_path: str | os.PathLike | None = N
 
     Pure checks (the file system is only read): call it before reserving FLOPs.
     """
-    text = os.fspath(path)
-    if not text.strip():
-        raise UsageError(f"{what}: empty path; name a folder such as runs/NAME")
-    if "\0" in text:
-        raise UsageError(f"{what}: the path contains a NUL character")
-    p = Path(text)
-    if p.is_symlink():
-        raise UsageError(f"{what} {p}: is a symlink; name the folder itself")
+    p = named_path(path, what, "a folder such as runs/NAME")
     if p.exists() and not p.is_dir():
         raise UsageError(f"{what} {p}: exists and is not a folder")
     resolved = p.resolve()
@@ -55,14 +48,32 @@ def check_out(path: str | os.PathLike, ledger_path: str | os.PathLike | None = N
         ledger = Path(os.path.realpath(ledger_path))
         if resolved in ledger.parents or resolved == ledger:
             raise UsageError(f"{what} {p}: holds the ledger {ledger_path}; name another folder")
-    ancestor = resolved.parent
+    check_can_create(p, what)
+    return p
+
+
+def named_path(path: str | os.PathLike, what: str, example: str) -> Path:
+    """``path`` as a Path if it names something (not blank, no NUL) and is not a symlink."""
+    text = os.fspath(path)
+    if not text.strip():
+        raise UsageError(f"{what}: empty path; name {example}")
+    if "\0" in text:
+        raise UsageError(f"{what}: the path contains a NUL character")
+    p = Path(text)
+    if p.is_symlink():
+        raise UsageError(f"{what} {p}: is a symlink; name the target itself")
+    return p
+
+
+def check_can_create(p: Path, what: str) -> None:
+    """The nearest existing ancestor of ``p`` is a folder this process may write in."""
+    ancestor = p.resolve().parent
     while not ancestor.exists():
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise UsageError(f"{what} {p}: {ancestor} is a file, not a folder")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise UsageError(f"{what} {p}: {ancestor} is not writable")
-    return p
 
 
 def is_empty(path: Path) -> bool:

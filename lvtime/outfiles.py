@@ -19,6 +19,7 @@ import os
 import re
 from pathlib import Path
 
+from lvtime import folders
 from lvtime.errors import UsageError
 
 DATASET_MARK = "lvtime"  # HDF5 root attribute lvtime simulate writes
@@ -29,31 +30,18 @@ _LLMTIME_TEXT = re.compile(r"[0-9.,;\s]*")
 def check(path: str | os.PathLike, force: bool, kind: str, what: str = "--out") -> Path:
     """``path`` as a Path if a ``kind`` file ("dataset", "encoding", "ledger-table") may
     be written there, else a one-line :class:`UsageError`. Only reads the file system."""
-    text = os.fspath(path)
-    if not text.strip():
-        raise UsageError(f"{what}: empty file name")
-    if "\0" in text:
-        raise UsageError(f"{what}: the path contains a NUL character")
-    p = Path(text)
-    if p.is_symlink():
-        raise UsageError(f"{p}: is a symlink; name the file itself")
+    p = folders.named_path(path, what, "a file")
     if p.is_dir():
-        raise UsageError(f"{p}: is a folder; name a file inside it")
+        raise UsageError(f"{what} {p}: is a folder; name a file inside it")
     if p.exists():
         if not force:
-            raise UsageError(f"{p}: already exists (use --force to overwrite)")
+            raise UsageError(f"{what} {p}: already exists (use --force to overwrite)")
         if not written_by_lvtime(p, kind):
             raise UsageError(
-                f"{p}: exists and is not {_DESCRIPTION[kind]}; --force replaces only files lvtime wrote. "
+                f"{what} {p}: exists and is not {_DESCRIPTION[kind]}; --force replaces only files lvtime wrote. "
                 "Choose another name, or move the file aside yourself"
             )
-    ancestor = p.resolve().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise UsageError(f"{p}: {ancestor} is a file, not a folder")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise UsageError(f"{p}: {ancestor} is not writable")
+    folders.check_can_create(p, what)
     return p
 
 
