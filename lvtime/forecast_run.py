@@ -121,6 +121,7 @@ def run(
             "metrics": {name: v["aggregate"] for name, v in scores.items()},
             "references": refs_info,
             "gap": gap(scores),
+            "mae_by_horizon": metrics.by_horizon({"model": result.forecast, **refs}, truth),
         }
         if out:
             write_results(out, report, result, history, truth, scores, s, refs)

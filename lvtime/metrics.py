@@ -59,6 +59,25 @@ def aggregate(metrics: dict[str, np.ndarray]) -> dict[str, dict[str, dict[str, f
     return out
 
 
+def by_horizon(forecasts: dict[str, np.ndarray], truth: np.ndarray, blocks: int = 5) -> dict:
+    """Median over series of the MAE in ``blocks`` consecutive parts of the horizon, per
+    forecaster and species: ``{"steps": ["1-10", ...], name: {"prey": [...], ...}}``.
+    Shows where along the horizon a forecast beats the references (a language model
+    often wins the first steps and loses the last ones, where its phase has drifted)."""
+    y = np.asarray(truth, dtype=np.float64)
+    parts = np.array_split(np.arange(y.shape[1]), min(blocks, y.shape[1]))
+    out: dict = {"steps": [f"{p[0] + 1}-{p[-1] + 1}" if len(p) > 1 else f"{p[0] + 1}" for p in parts]}
+    for name, f in forecasts.items():
+        err = np.abs(np.asarray(f, dtype=np.float64) - y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a series without a value: NaN
+            out[name] = {
+                species: [float(np.nanmedian(err[:, p, s].mean(axis=1))) for p in parts]
+                for s, species in enumerate(SPECIES)
+            }
+    return out
+
+
 def sample_scores(samples: np.ndarray, truth: np.ndarray) -> dict[str, np.ndarray]:
     """Probabilistic scores of ``samples (N, K, H, 2)`` against ``truth (N, H, 2)``,
     each ``(N, 2)``: CRPS, coverage of the 10-90% band and its mean width.

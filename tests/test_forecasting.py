@@ -133,6 +133,10 @@ def test_run_writes_results_and_ledger(tmp_path, small_h5):
     assert doc["gap"]["model"] > 0 and doc["gap"]["best_reference"] in ("last_value", "linear", "seasonal")
     assert sum(doc["references"]["ode"]["models"].values()) == 4
     npz = np.load(out / "forecasts.npz")
+    by_horizon = doc["mae_by_horizon"]  # the saved forecasts, scored per step range
+    assert by_horizon["steps"] == ["1", "2", "3", "4", "5"] and set(by_horizon) - {"steps"} == set(doc["metrics"])
+    step3 = np.median(np.abs(npz["forecast"] - npz["truth"])[:, 2, 0])
+    assert by_horizon["model"]["prey"][2] == pytest.approx(step3)
     assert npz["forecast"].shape == (4, 5, 2) and npz["history"].shape == (4, 20, 2)
     assert npz["reference_ode"].shape == (4, 5, 2)
     assert len((out / "per_series.csv").read_text().splitlines()) == 1 + 4 * 5 * 2

@@ -60,3 +60,19 @@ def test_sample_scores_appear_with_several_samples():
     samples = rng.uniform(0, 3, (3, 4, 5, 2))
     result = metrics.score(np.median(samples, axis=1), truth, history, samples=samples)
     assert {"crps", "coverage", "width"} <= set(result["model"]["aggregate"]["prey"])
+
+
+def test_mae_by_horizon_is_the_median_over_series_of_each_blocks_mae():
+    truth = np.zeros((3, 10, 2))
+    f = np.zeros((3, 10, 2))
+    f[:, 5:, 0] = [[1.0], [2.0], [9.0]]  # prey wrong late only; median over series 2.0
+    f[0, :, 1] = 4.0  # one predator series wrong everywhere; median 0
+    late = np.zeros((3, 10, 2))
+    late[:, :5] = 1.0
+    out = metrics.by_horizon({"model": f, "ref": late}, truth, blocks=2)
+    assert out["steps"] == ["1-5", "6-10"]
+    assert out["model"] == {"prey": [0.0, 2.0], "predator": [0.0, 0.0]}
+    assert out["ref"] == {"prey": [1.0, 0.0], "predator": [1.0, 0.0]}
+    short = metrics.by_horizon({"model": f[:, :3]}, truth[:, :3], blocks=5)
+    assert short["steps"] == ["1", "2", "3"]  # never more blocks than steps
+    assert metrics.by_horizon({"model": f}, truth, blocks=3)["steps"] == ["1-4", "5-7", "8-10"]

@@ -204,6 +204,20 @@ def _num(x: float) -> str:
     return f"{x:.3g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
 
 
+def _horizon_table(by_horizon: dict):
+    """Median MAE per part of the horizon: where the model wins and where it loses."""
+    from rich.table import Table
+
+    table = Table("species", "forecaster", *by_horizon["steps"], title="median MAE over horizon steps")
+    table.columns[1].no_wrap = True
+    for species in ("prey", "predator"):
+        for name, values in by_horizon.items():
+            if name != "steps":
+                table.add_row(species, LABELS.get(name, name), *(_num(v) for v in values[species]))
+        table.add_section()
+    return table
+
+
 def _print_report(report: dict, budget: float) -> None:
     from rich.table import Table
 
@@ -224,6 +238,7 @@ def _print_report(report: dict, budget: float) -> None:
             table.add_row(species, LABELS.get(name, name), *cells)
         table.add_section()
     console.print(table)
+    console.print(_horizon_table(report["mae_by_horizon"]))
     g = report["gap"]
     line = f"median MASE (mean of species): model {g['model']:.3g}"
     if g["best_reference"]:
