@@ -6,10 +6,11 @@ The rules, in one place for every command that writes a folder:
 * an output path is never empty, never the working directory, one of its parents or
   the root, never a symlink, never an existing file, and never a folder that holds
   the ledger;
-* a folder lvtime creates gets a marker file (:data:`MARKER`) -- never a folder that
-  already held something; ``--force`` deletes only a folder with that marker (or, for
-  folders from before the marker, lvtime's ``config.json`` / ``metrics.json`` /
-  ``sweep.json``), and a sweep writes only into an empty folder or its own;
+* a folder lvtime creates gets a marker file (:data:`MARKER`) naming its kind -- never a
+  folder that already held something; ``--force`` deletes only a folder lvtime made for
+  the same kind of output (for folders from before the marker: lvtime's ``config.json``
+  / ``metrics.json`` / ``sweep.json``), never one that holds an input of the command
+  (its data, adapter or model), and a sweep writes only into an empty folder or its own;
 * a folder name made from values (sweep configurations) keeps only safe characters,
   has a bounded length, and carries a short hash of the values when it had to be
   changed, so distinct values never share a folder.
@@ -80,22 +81,32 @@ def is_empty(path: Path) -> bool:
     return not path.exists() or not any(path.iterdir())
 
 
-def made_by_lvtime(path: Path) -> bool:
-    """The folder carries lvtime's marker, or a config.json / metrics.json lvtime wrote."""
+def kind_of(path: Path) -> str | None:
+    """What lvtime made the folder for (``finetune``, ``forecast``, ``baseline``,
+    ``sweep``), from its marker or, for folders from before the marker, from lvtime's
+    ``config.json`` / ``metrics.json`` / ``sweep.json``; None if lvtime did not make it."""
     if path.is_symlink() or not path.is_dir():
-        return False
-    if (path / MARKER).is_file():
-        return True
+        return None
+    try:
+        return str(json.loads((path / MARKER).read_text())["kind"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     for name in ("config.json", "metrics.json", "sweep.json"):
         try:
             doc = json.loads((path / name).read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(doc, dict) and "lvtime" in doc.get("versions", {}):
-            return True
-        if name == "sweep.json" and isinstance(doc, dict) and {"base", "grid"} <= doc.keys():
-            return True  # a sweep folder from before the marker
-    return False
+        if not isinstance(doc, dict):
+            continue
+        if "lvtime" in doc.get("versions", {}):
+            return "finetune" if name == "config.json" else str(doc.get("kind", "forecast"))
+        if name == "sweep.json" and {"base", "grid"} <= doc.keys():
+            return "sweep"
+    return None
+
+
+def made_by_lvtime(path: Path) -> bool:
+    return kind_of(path) is not None
 
 
 def create(path: Path, kind: str) -> None:
@@ -118,18 +129,36 @@ def check_reusable(path: Path, what: str) -> None:
         raise UsageError(f"{what} {path}: exists, is not empty and was not made by lvtime; name a new folder")
 
 
-def check_replaceable(path: Path, what: str = "--force") -> None:
-    """Refuse ``--force`` on a non-empty folder that lvtime did not make."""
-    if not is_empty(path) and not made_by_lvtime(path):
+def check_replaceable(path: Path, kind: str, inputs=(), what: str = "--force") -> None:
+    """Refuse ``--force`` unless the folder is empty, or lvtime made it for the same kind
+    of output (a forecast never replaces a training run and its adapter), and holds none
+    of the ``inputs`` this command reads (data, adapter, model)."""
+    if is_empty(path):
+        return
+    found = kind_of(path)
+    if found is None:
         raise UsageError(f"{path}: exists and was not made by lvtime; {what} refuses to delete it")
+    if _FAMILY.get(found, found) != _FAMILY.get(kind, kind):
+        raise UsageError(
+            f"{path}: is an lvtime {found} folder; {what} will not replace it with a {kind}: choose another --out"
+        )
+    resolved = path.resolve()
+    for item in inputs:
+        if item and (resolved == Path(item).resolve() or resolved in Path(item).resolve().parents):
+            raise UsageError(
+                f"{path}: holds {item}, which this command reads; {what} would delete it: choose another --out"
+            )
 
 
-def replace(path: Path, kind: str) -> None:
+def replace(path: Path, kind: str, inputs=()) -> None:
     """Delete an lvtime folder (checked by :func:`check_replaceable`) and make it anew."""
-    check_replaceable(path)
+    check_replaceable(path, kind, inputs)
     if path.exists():
         shutil.rmtree(path)
     create(path, kind)
+
+
+_FAMILY = {"baseline": "forecast"}  # a baseline and a forecast folder hold the same files
 
 
 def safe_name(values: dict, readable: str) -> str:

@@ -85,7 +85,7 @@ def run(
 
     ledger = ledger or Ledger()
     kind = kind or ("forecast" if s.adapter else "baseline")
-    out = check_out_dir(s, ledger, force)  # before any work: a bad --out costs nothing
+    out = check_out_dir(s, ledger, force, kind)  # before any work: a bad --out costs nothing
     p = plan(s, ledger)
     if on_plan:
         on_plan(p)
@@ -105,7 +105,10 @@ def run(
         allow_over_budget=allow_over_budget,
     ) as reservation:
         if out:
-            (folders.replace if force else folders.create)(out, kind)
+            if force:
+                folders.replace(out, kind, _inputs(s))
+            else:
+                folders.create(out, kind)
         # A run that stops mid-generation is charged its whole estimate: the ledger may
         # over-count, never under-count.
         reservation.spent = p["estimate"]
@@ -186,14 +189,19 @@ def gap(scores: dict) -> dict:
     }
 
 
-def check_out_dir(s: ForecastConfig, ledger: Ledger, force: bool = False) -> Path | None:
+def _inputs(s: ForecastConfig) -> tuple[str, ...]:
+    """What a forecast reads, which ``--force`` must never delete."""
+    return tuple(p for p in (s.data, s.adapter, s.model) if p and Path(p).exists())
+
+
+def check_out_dir(s: ForecastConfig, ledger: Ledger, force: bool = False, kind: str = "forecast") -> Path | None:
     """``--out`` checked before anything is spent: a new or empty folder lvtime may write
-    (or, with ``force``, one lvtime made)."""
+    (or, with ``force``, a forecast folder lvtime made that holds none of the inputs)."""
     if s.out is None:
         return None
     out = folders.check_out(s.out, ledger.path)
     if force:
-        folders.check_replaceable(out)
+        folders.check_replaceable(out, kind, _inputs(s))
     elif not folders.is_empty(out):
         raise UsageError(f"{out}: already exists and is not empty; choose another --out (or --force)")
     return out

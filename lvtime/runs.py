@@ -87,7 +87,7 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     return Plan(cfg, arch, data.describe(), estimate, resume_step, ledger.read().totals(), notes), data
 
 
-def check_run_dir(run_dir: Path, resume: bool, force: bool, ledger: Ledger) -> None:
+def check_run_dir(run_dir: Path, resume: bool, force: bool, ledger: Ledger, inputs=()) -> None:
     """Never overwrite a run silently: an existing run needs --resume or --force, and
     --force replaces only a folder lvtime made (see :mod:`lvtime.folders`)."""
     folders.check_out(run_dir, ledger.path)
@@ -95,7 +95,7 @@ def check_run_dir(run_dir: Path, resume: bool, force: bool, ledger: Ledger) -> N
         return
     if not force:
         raise UsageError(f"{run_dir}: already exists; use --resume {run_dir} to continue it or --force to start over")
-    folders.check_replaceable(run_dir)
+    folders.check_replaceable(run_dir, "finetune", inputs)
 
 
 def finetune(
@@ -117,7 +117,7 @@ def finetune(
 
     ledger = ledger or Ledger()
     run_dir = Path(cfg.out)
-    check_run_dir(run_dir, resume, force, ledger)  # before any work: nothing spent on a refusal
+    check_run_dir(run_dir, resume, force, ledger, _inputs(cfg))  # before any work: nothing spent on a refusal
     the_plan, data = plan(cfg, ledger, resume)
     if resume and the_plan.resume_step is not None and the_plan.resume_step >= cfg.steps:
         summary_path = run_dir / "summary.json"
@@ -159,12 +159,17 @@ def finetune(
     return summary
 
 
+def _inputs(cfg: FinetuneConfig) -> tuple[str, ...]:
+    """What a run reads, which ``--force`` must never delete: its data and a model folder."""
+    return (cfg.data, cfg.model) if Path(cfg.model).exists() else (cfg.data,)
+
+
 def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, the_plan: Plan) -> None:
     """A new run gets a fresh marked folder with its config; a resumed one is kept."""
     from lvtime.training import write_run_config
 
     if the_plan.resume_step is None:
-        folders.replace(run_dir, "finetune")  # check_run_dir allowed it (empty, or --force on a run)
+        folders.replace(run_dir, "finetune", _inputs(cfg))  # check_run_dir allowed it (empty, or --force on a run)
         write_run_config(run_dir, cfg, {"data": the_plan.data, "estimate": the_plan.estimate})
     else:
         folders.create(run_dir, "finetune")

@@ -151,6 +151,36 @@ def test_force_refuses_symlinks_files_and_foreign_folders(h5, tmp_path, monkeypa
     finetune(cfg(h5, real, steps=1), force=True)  # lvtime's own folder: replaced
 
 
+def test_force_never_replaces_another_kind_of_run_or_a_folder_holding_an_input(small_h5, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    run_dir = tmp_path / "runs" / "r"
+    finetune(cfg(small_h5, run_dir, steps=1))
+    fc = ["--history", "20", "--horizon", "5", "--limit", "2", "--quiet"]
+    before = snapshot(run_dir)
+    r = runner.invoke(
+        app, ["forecast", str(small_h5), "--adapter", str(run_dir / "final"), "--out", str(run_dir), *fc, "--force"]
+    )
+    assert "is an lvtime finetune folder" in one_line_error(r, 2)
+    assert snapshot(run_dir) == before  # the adapter it was about to read is still there
+    out = tmp_path / "runs" / "f"
+    assert (
+        runner.invoke(app, ["baseline", str(small_h5), "--model", "tiny-qwen2", "--out", str(out), *fc]).exit_code == 0
+    )
+    r = runner.invoke(app, ["finetune", str(small_h5), "--out", str(out), "--force", "--steps", "1", *TINY])
+    assert "is an lvtime baseline folder" in one_line_error(r, 2)
+    data_inside = out / "lv.h5"
+    shutil.copy(small_h5, data_inside)
+    r = runner.invoke(app, ["baseline", str(data_inside), "--model", "tiny-qwen2", "--out", str(out), *fc, "--force"])
+    assert "which this command reads" in one_line_error(r, 2) and data_inside.exists()
+    data_inside.unlink()
+    r = runner.invoke(
+        app, ["forecast", str(small_h5), "--adapter", str(run_dir / "final"), "--out", str(out), *fc, "--force"]
+    )
+    assert r.exit_code == 0, r.output  # a forecast replaces a baseline folder: same files
+
+
 def test_a_sweep_never_writes_into_someone_elses_folder(h5, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     foreign = tmp_path / "photos"
