@@ -29,6 +29,7 @@ from pathlib import Path
 from lvtime.errors import UsageError
 
 MARKER = ".lvtime-folder"
+_FAMILY = {"baseline": "forecast"}  # a baseline and a forecast folder hold the same files
 MAX_NAME = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 
@@ -98,15 +99,11 @@ def kind_of(path: Path) -> str | None:
             continue
         if not isinstance(doc, dict):
             continue
-        if "lvtime" in doc.get("versions", {}):
+        if isinstance(doc.get("versions"), dict) and "lvtime" in doc["versions"]:
             return "finetune" if name == "config.json" else str(doc.get("kind", "forecast"))
         if name == "sweep.json" and {"base", "grid"} <= doc.keys():
             return "sweep"
     return None
-
-
-def made_by_lvtime(path: Path) -> bool:
-    return kind_of(path) is not None
 
 
 def create(path: Path, kind: str) -> None:
@@ -122,11 +119,11 @@ def create(path: Path, kind: str) -> None:
         raise UsageError(f"{path}: cannot create the output folder ({exc.strerror})") from None
 
 
-def check_reusable(path: Path, what: str) -> None:
-    """Refuse to write into a non-empty folder that lvtime did not make (a sweep folder
-    is reused to resume; someone else's folder must not receive lvtime's files)."""
-    if not is_empty(path) and not made_by_lvtime(path):
-        raise UsageError(f"{what} {path}: exists, is not empty and was not made by lvtime; name a new folder")
+def check_reusable(path: Path, kind: str, what: str) -> None:
+    """Refuse to write into a non-empty folder that lvtime did not make for ``kind`` (a
+    sweep folder is reused to resume; no other folder may receive a sweep's files)."""
+    if not is_empty(path) and _FAMILY.get(kind_of(path), kind_of(path)) != _FAMILY.get(kind, kind):
+        raise UsageError(f"{what} {path}: exists, is not empty and is not an lvtime {kind} folder; name a new folder")
 
 
 def check_replaceable(path: Path, kind: str, inputs=(), what: str = "--force") -> None:
@@ -143,8 +140,12 @@ def check_replaceable(path: Path, kind: str, inputs=(), what: str = "--force") -
             f"{path}: is an lvtime {found} folder; {what} will not replace it with a {kind}: choose another --out"
         )
     resolved = path.resolve()
-    for item in inputs:
-        if item and (resolved == Path(item).resolve() or resolved in Path(item).resolve().parents):
+    for item in inputs:  # those that exist: a hub id such as Qwen/... is no path
+        if (
+            item
+            and Path(item).exists()
+            and (resolved == Path(item).resolve() or resolved in Path(item).resolve().parents)
+        ):
             raise UsageError(
                 f"{path}: holds {item}, which this command reads; {what} would delete it: choose another --out"
             )
@@ -156,9 +157,6 @@ def replace(path: Path, kind: str, inputs=()) -> None:
     if path.exists():
         shutil.rmtree(path)
     create(path, kind)
-
-
-_FAMILY = {"baseline": "forecast"}  # a baseline and a forecast folder hold the same files
 
 
 def safe_name(values: dict, readable: str) -> str:

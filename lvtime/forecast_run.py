@@ -189,9 +189,9 @@ def gap(scores: dict) -> dict:
     }
 
 
-def _inputs(s: ForecastConfig) -> tuple[str, ...]:
+def _inputs(s: ForecastConfig) -> tuple[str | None, ...]:
     """What a forecast reads, which ``--force`` must never delete."""
-    return tuple(p for p in (s.data, s.adapter, s.model) if p and Path(p).exists())
+    return (s.data, s.adapter, s.model)
 
 
 def check_out_dir(s: ForecastConfig, ledger: Ledger, force: bool = False, kind: str = "forecast") -> Path | None:

@@ -160,8 +160,8 @@ def finetune(
 
 
 def _inputs(cfg: FinetuneConfig) -> tuple[str, ...]:
-    """What a run reads, which ``--force`` must never delete: its data and a model folder."""
-    return (cfg.data, cfg.model) if Path(cfg.model).exists() else (cfg.data,)
+    """What a run reads, which ``--force`` must never delete: its data and model."""
+    return (cfg.data, cfg.model)
 
 
 def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, the_plan: Plan) -> None:

@@ -177,7 +177,7 @@ def plan(sweep: SweepConfig, ledger: Ledger, fit_budget: bool = False) -> tuple[
     """Cost every configuration; with ``fit_budget`` keep, in order, what fits."""
     from lvtime import checkpoints, runs
 
-    folders.check_reusable(folders.check_out(sweep.out, ledger.path, what="sweep folder"), "sweep folder")
+    folders.check_reusable(folders.check_out(sweep.out, ledger.path, what="sweep folder"), "sweep", "sweep folder")
     planned: list[PlannedRun] = []
     for name, values, cfg in expand(sweep):
         run_dir = Path(cfg.out)

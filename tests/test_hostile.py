@@ -187,11 +187,16 @@ def test_a_sweep_never_writes_into_someone_elses_folder(h5, tmp_path, monkeypatc
     foreign.mkdir()
     (foreign / "results.csv").write_text("mine")
     before = snapshot(tmp_path)
-    r = runner.invoke(
-        app, ["sweep", str(h5), "--model", "tiny-qwen2", "--ranks", "2", "--steps", "1", "--out", str(foreign)]
-    )
-    assert "not made by lvtime" in one_line_error(r, 2)
+    args = ["sweep", str(h5), "--model", "tiny-qwen2", "--ranks", "2", "--steps", "1", "--out"]
+    r = runner.invoke(app, [*args, str(foreign)])
+    assert "is not an lvtime sweep folder" in one_line_error(r, 2)
     assert snapshot(tmp_path) == before and not (foreign / folders.MARKER).exists()
+    forecast_dir = tmp_path / "forecast"  # lvtime's, but not a sweep's: its files stay its own
+    folders.create(forecast_dir, "forecast")
+    (forecast_dir / "results.csv").write_text("forecast scores")
+    r = runner.invoke(app, [*args, str(forecast_dir)])
+    assert "is not an lvtime sweep folder" in one_line_error(r, 2)
+    assert (forecast_dir / "results.csv").read_text() == "forecast scores"
     assert not Path("lvtime-ledger.json").exists() or not Ledger().read().entries  # nothing reserved
 
 
@@ -200,14 +205,14 @@ def test_lvtime_never_marks_a_folder_it_did_not_make(tmp_path):
     foreign.mkdir()
     (foreign / "cat.jpg").write_text("meow")
     folders.create(foreign, "sweep")
-    assert not folders.made_by_lvtime(foreign)
+    assert folders.kind_of(foreign) is None
     with pytest.raises(UsageError, match="not made by lvtime"):
         folders.replace(foreign, "forecast")
     assert (foreign / "cat.jpg").read_text() == "meow"
     old_sweep = tmp_path / "old-sweep"  # a sweep folder from before the marker
     old_sweep.mkdir()
     (old_sweep / "sweep.json").write_text(json.dumps({"out": str(old_sweep), "base": {}, "grid": {"rank": [2]}}))
-    assert folders.made_by_lvtime(old_sweep)
+    assert folders.kind_of(old_sweep) == "sweep"
 
 
 def test_out_holding_the_ledger_is_refused(h5, tmp_path, monkeypatch):
