@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lvtime import kvcache, llmtime
+from lvtime import kvcache, llmtime, signals
 from lvtime.errors import TokenizerError, UsageError
 from lvtime.flops import Architecture, generate_flops
 from lvtime.tokenizer import llmtime_token_ids, pad_id
@@ -222,6 +222,7 @@ def _decode(step, logits, attn, pos, cache, grammar, budget, temperature, top_p,
     cols: list[torch.Tensor] = []
     fed_back = 0
     for _ in range(budget):
+        signals.check()
         col = _choose(logits, grammar.allowed(), temperature, top_p, generator)
         grammar.advance(col)
         cols.append(col)

@@ -24,7 +24,6 @@ import fcntl
 import json
 import math
 import os
-import signal
 import socket
 import stat
 import sys
@@ -37,6 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lvtime import signals
 from lvtime.errors import BudgetError, Interrupted, LedgerError, UsageError, first_error
 from lvtime.flops import BUDGET
 
@@ -62,27 +62,6 @@ def check_flops(value: float, what: str) -> float:
     if not math.isfinite(x) or x < 0:
         raise UsageError(f"{what} must be a finite number >= 0, not {value!r}")
     return x
-
-
-@contextlib.contextmanager
-def _signal_mask(how: int) -> Iterator[None]:
-    """Block (``SIG_BLOCK``) or let through (``SIG_UNBLOCK``) SIGINT and SIGTERM for the
-    block, then restore the mask. Blocked signals are delivered when the mask lifts."""
-    try:
-        old = signal.pthread_sigmask(how, {signal.SIGINT, signal.SIGTERM})
-    except (AttributeError, ValueError, OSError):  # no sigmask on this platform
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
-
-
-def signals_deferred() -> contextlib.AbstractContextManager[None]:
-    """Hold SIGINT / SIGTERM until the block ends (a reservation is never half-written
-    or left unsettled by a signal that lands between two statements)."""
-    return _signal_mask(signal.SIG_BLOCK)
 
 
 class Entry(BaseModel):
@@ -345,17 +324,18 @@ class Ledger:
         ends, ``interrupted`` on Ctrl-C / SIGTERM / :class:`Interrupted`, ``failed`` on
         any other exception (both with ``r.spent``, what the work had spent). Signals
         are held while the entry is written and settled, so none can leak it."""
-        with signals_deferred():
+        with signals.held() as hold:
             r = Reservation(self.reserve(label, estimate, **kw))
             status = "failed"
             try:
-                with _signal_mask(signal.SIG_UNBLOCK):  # a pending signal lands here, inside the try
-                    yield r
+                hold.release()  # a signal that came during the write lands here, inside the try
+                yield r
                 status = "completed"
             except (KeyboardInterrupt, Interrupted):
                 status = "interrupted"
                 raise
             finally:
+                hold.hold()
                 self.finish(r.id, r.spent, status)
 
     def settle(self, entry_id: str, spent: float | None = None, force: bool = False) -> Entry:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import signal
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from lvtime import checkpoints, llmtime, lora
+from lvtime import checkpoints, llmtime, lora, signals
 from lvtime.config import FinetuneConfig, provenance
 from lvtime.distributed import Dist
 from lvtime.errors import Interrupted, TrainingError
@@ -168,31 +167,6 @@ def batch_indices(step: int, micro: int, cfg: FinetuneConfig, n_windows: int) ->
     return out
 
 
-class _StopFlag:
-    """SIGINT / SIGTERM set a flag; the loop finishes its step and saves."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self._old: dict[int, object] = {}
-
-    def __enter__(self) -> _StopFlag:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. some test runners)
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.raised:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.raised = True
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 def _autocast(device: str, dtype: torch.dtype):
     if dtype == torch.float32:
         return nullcontext()
@@ -297,7 +271,7 @@ class _Run:
             if on_progress:
                 on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, history["flops"], val0))
         save_every = cfg.save_every or cfg.eval_every
-        with _StopFlag() as stop:
+        with signals.StopFlag() as stop:
             for step in range(self.start, cfg.steps):
                 mean_loss, lr_now, tps = self.step(step)
                 done = step + 1

@@ -6,7 +6,6 @@ Exit codes (documented in docs/cli.md): 0 ok, 1 failure, 2 usage error,
 
 from __future__ import annotations
 
-import signal
 import sys
 
 import typer
@@ -20,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
         NoArgsIsHelpError,  # type: ignore[no-redef]
     )
 
-from lvtime import __version__
+from lvtime import __version__, signals
 from lvtime.cli import budget, codec, dataset, forecast, sweeps, train
 from lvtime.errors import LvtimeError
 
@@ -36,7 +35,9 @@ class _Group(TyperGroup):
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            rv = super().invoke(ctx)
+            signals.check()  # a Ctrl-C / SIGTERM whose exception Python swallowed still counts
+            return rv
         except LvtimeError as exc:
             _error(str(exc))
             ctx.exit(exc.exit_code)
@@ -104,20 +105,15 @@ sweeps.register(app)
 
 
 def _interrupted() -> None:
-    """Say so once, and let no later Ctrl-C / SIGTERM (a second press, or one held by the
-    ledger's signal mask until now) turn the exit into a traceback or a death by signal."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """Say so once, and let no later Ctrl-C / SIGTERM (a second press, or one held while
+    the ledger was written) turn the exit into a traceback or a death by signal."""
+    signals.ignore()
     print("lvtime: interrupted", file=sys.stderr)
-
-
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM is Ctrl-C: reservations settle, exit 130 with a message
 
 
 def main() -> None:
     """Entry point for the console script and ``python -m lvtime``."""
-    signal.signal(signal.SIGTERM, _terminate)
+    signals.install()
     try:
         app()
     except KeyboardInterrupt:
