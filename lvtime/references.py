@@ -27,6 +27,7 @@ from lvtime.data import lv_rhs, rk4, rm_rhs
 NAMES = ("last_value", "linear", "seasonal", "ode")
 MAX_STEP = 0.5  # RK4 sub-step for fitting (time units; the study's data step is ~2)
 MAX_FIT_RMSE = 0.25  # history RMSE / history std above which a fit counts as failed
+STALL_ITERS = 5  # iterations without progress after which a fit counts as converged
 
 
 def last_value(history: np.ndarray, horizon: int) -> np.ndarray:
@@ -168,9 +169,13 @@ def _levenberg_marquardt(residual, theta: np.ndarray, low, high, iters: int) -> 
     r = residual(theta)
     cost, damping = cost_of(r), np.full(len(theta), 1e-2)
     eye = np.eye(theta.shape[1])
+    costs = [cost]
     for _ in range(iters):
-        eps = 1e-5
-        jac = np.stack([(residual(theta + eps * eye[j]) - r) / eps for j in range(theta.shape[1])], -1)
+        if len(costs) > STALL_ITERS and _stalled(costs[-1 - STALL_ITERS], cost).all():
+            break  # every fit has converged (or is stuck): further iterations change nothing
+        eps = 1e-5  # every column of the forward-difference Jacobian in one batched call
+        shifted = residual(np.concatenate([theta + eps * e for e in eye])).reshape(len(eye), *r.shape)
+        jac = np.moveaxis((shifted - r) / eps, 0, -1)
         jac = np.nan_to_num(jac, nan=0.0, posinf=0.0, neginf=0.0)
         jtj = np.einsum("bmp,bmq->bpq", jac, jac)
         grad = np.einsum("bmp,bm->bp", jac, np.nan_to_num(r))
@@ -184,7 +189,13 @@ def _levenberg_marquardt(residual, theta: np.ndarray, low, high, iters: int) -> 
         r = np.where(ok[:, None], r_trial, r)
         cost = np.where(ok, cost_trial, cost)
         damping = np.clip(np.where(ok, damping * 0.3, damping * 10), 1e-9, 1e9)
+        costs.append(cost)
     return theta, cost
+
+
+def _stalled(before: np.ndarray, now: np.ndarray, rel: float = 1e-8) -> np.ndarray:
+    """Fits whose cost fell by less than ``rel`` of itself (an infinite cost never falls)."""
+    return ~(now < before * (1 - rel))
 
 
 def fit_ode(model: OdeModel, history: np.ndarray, times: np.ndarray, iters: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -196,9 +207,11 @@ def fit_ode(model: OdeModel, history: np.ndarray, times: np.ndarray, iters: int 
     theta0 = np.concatenate(starts)
     hist, sc = np.tile(h, (len(starts), 1, 1)), np.tile(scale, (len(starts), 1))
 
-    def residual(theta):
-        sim = _simulate(model, theta, hist[:, 0], times)
-        return ((sim[:, 1:] - hist[:, 1:]) / sc[:, None, :]).reshape(len(theta), -1)
+    def residual(theta):  # theta: (k * len(hist), P), k copies of the batch
+        k = len(theta) // len(hist)
+        target, norm = np.tile(hist, (k, 1, 1)), np.tile(sc, (k, 1))
+        sim = _simulate(model, theta, target[:, 0], times)
+        return ((sim[:, 1:] - target[:, 1:]) / norm[:, None, :]).reshape(len(theta), -1)
 
     theta, cost = _levenberg_marquardt(residual, theta0, model.low, model.high, iters)
     cost = cost.reshape(len(starts), n)

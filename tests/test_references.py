@@ -61,3 +61,9 @@ def test_unknown_reference_is_a_usage_error():
 
     with pytest.raises(UsageError, match="unknown reference"):
         references.compute(np.ones((1, 5, 2)), 2, 1.0, ["oracle"])
+
+
+def test_a_fit_counts_as_stalled_only_when_its_cost_stops_falling():
+    before = np.array([1.0, 1.0, np.inf, np.inf, 1.0])
+    now = np.array([0.5, 1.0 - 1e-12, np.inf, 3.0, np.nan])
+    assert references._stalled(before, now).tolist() == [False, True, True, False, True]

@@ -17,6 +17,7 @@ RUNS = [
     ("ctx 1024, 3.0e14, greedy", "f100-ctx1024", "forecast"),
     ("ctx 1024, 3.0e14, 10-sample median", "s100-ctx1024", "forecast"),
     ("today's recipe (ctx 256), 1.0e15, greedy", "f100-default-1e15", "forecast"),
+    ("today's recipe (ctx 256), 1.0e15, 10-sample median", "s50-default-1e15", "forecast"),
     ("ctx 1024, 1.0e15, greedy", "f100-1e15", "forecast"),
     ("ctx 1024, 1.0e15, 10-sample median", "s50-1e15", "forecast"),
 ]
