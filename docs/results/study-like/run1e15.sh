@@ -24,3 +24,5 @@ run f100-default-1e15 lvtime forecast lv.h5 $F --adapter r-default-1e15/final --
 # the ~1e15 ctx-1024 adapter sampled (10 at T 0.7) on the first 50 test series: the 100-series
 # sampled run above was stopped (SIGTERM) after 7 minutes to leave CPU time for the ctx-256 run
 run s50-1e15 lvtime forecast lv.h5 ${F/--limit 100/--limit 50} --adapter r-ctx1024-1e15/final --num-samples 10 --temperature 0.7 --out s50-1e15
+# the ~1e15 ctx-256 adapter (best greedy) sampled the same way, on the same 50 series
+run s50-default-1e15 lvtime forecast lv.h5 ${F/--limit 100/--limit 50} --adapter r-default-1e15/final --num-samples 10 --temperature 0.7 --out s50-default-1e15
