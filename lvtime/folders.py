@@ -79,7 +79,9 @@ def check_can_create(p: Path, what: str) -> None:
 
 
 def is_empty(path: Path) -> bool:
-    return not path.exists() or not any(path.iterdir())
+    """Missing, empty, or holding only lvtime's marker (a run stopped before it wrote
+    anything: the same command may run there again)."""
+    return not path.exists() or all(entry.name == MARKER for entry in path.iterdir())
 
 
 def kind_of(path: Path) -> str | None:
@@ -112,9 +114,9 @@ def create(path: Path, kind: str) -> None:
     try:
         fresh = is_empty(path)
         path.mkdir(parents=True, exist_ok=True)
-        marker = path / MARKER
-        if fresh and not marker.exists():
-            marker.write_text(json.dumps({"kind": kind, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
+        if fresh:  # (re)mark: a marker left by a stopped run of another kind is replaced
+            stamp = {"kind": kind, "created_at": time.strftime("%Y-%m-%dT%H:%M:%S")}
+            (path / MARKER).write_text(json.dumps(stamp) + "\n")
     except OSError as exc:
         raise UsageError(f"{path}: cannot create the output folder ({exc.strerror})") from None
 

@@ -200,6 +200,22 @@ def test_a_sweep_never_writes_into_someone_elses_folder(h5, tmp_path, monkeypatc
     assert not Path("lvtime-ledger.json").exists() or not Ledger().read().entries  # nothing reserved
 
 
+def test_a_folder_left_with_only_the_marker_takes_the_same_command_again(tmp_path, small_h5):
+    # A forecast stopped before it wrote anything leaves its folder holding only the marker.
+    out = tmp_path / "fc"
+    folders.create(out, "baseline")
+    assert folders.is_empty(out)
+    lg = tmp_path / "l.json"
+    args = ["baseline", str(small_h5), "--model", "tiny-qwen2", "--limit", "1", "--history", "10", "--horizon", "2"]
+    r = runner.invoke(app, [*args, "--references", "last_value", "--ledger", str(lg), "--out", str(out), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert (out / "metrics.json").exists() and not folders.is_empty(out)
+    run = tmp_path / "run"  # re-marked for what it now holds: a later --force sees a finetune
+    folders.create(run, "forecast")
+    folders.create(run, "finetune")
+    assert folders.kind_of(run) == "finetune"
+
+
 def test_lvtime_never_marks_a_folder_it_did_not_make(tmp_path):
     foreign = tmp_path / "photos"
     foreign.mkdir()
