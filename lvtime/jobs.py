@@ -115,8 +115,8 @@ def run(jobs: list[Job], n: int, devices: list[str], on_start=None, on_end=None,
 
 def _interrupt_and_wait(procs: list[subprocess.Popen]) -> None:
     for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGINT)
+        if p.poll() is None:  # SIGTERM, which lvtime treats as Ctrl-C: a child may have
+            p.send_signal(signal.SIGTERM)  # inherited SIGINT ignored (a background sweep)
     for p in procs:
         while True:
             try:

@@ -1,7 +1,7 @@
-"""Ctrl-C and SIGTERM: one exception for both, and a hold that defers them while the
-ledger is written.
+"""Ctrl-C and SIGTERM: one exception for both, the stop flag training polls, and a hold
+that defers them while the ledger is written.
 
-Two CPython behaviours shape this module:
+Three CPython behaviours shape this module:
 
 - A plain ``KeyboardInterrupt`` that passes through an ``exec()`` of a string (dataclasses
   and transformers build classes that way while a model loads) sets a process-wide flag,

@@ -246,6 +246,22 @@ def test_ctrl_c_stops_every_job_and_leaves_them_resumable(h5, tmp_path, monkeypa
     assert [p.state for p in again] == ["resume", "resume"]
 
 
+def test_stopping_jobs_reaches_children_that_ignore_ctrl_c():
+    # A sweep started in the background of a non-interactive shell hands its children
+    # SIGINT ignored; stopping must still reach them.
+    import subprocess
+    import sys
+
+    from lvtime import jobs
+
+    code = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); print('ready', flush=True)"
+    code += "; time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline() == "ready\n"
+    jobs._interrupt_and_wait([child])
+    assert child.returncode == -signal.SIGTERM
+
+
 def test_each_job_gets_its_gpu_and_its_share_of_the_cores():
     from lvtime import jobs
 
