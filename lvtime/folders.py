@@ -121,10 +121,14 @@ def create(path: Path, kind: str) -> None:
         raise UsageError(f"{path}: cannot create the output folder ({exc.strerror})") from None
 
 
+def _family(kind: str | None) -> str | None:
+    return _FAMILY.get(kind, kind)
+
+
 def check_reusable(path: Path, kind: str, what: str) -> None:
     """Refuse to write into a non-empty folder that lvtime did not make for ``kind`` (a
     sweep folder is reused to resume; no other folder may receive a sweep's files)."""
-    if not is_empty(path) and _FAMILY.get(kind_of(path), kind_of(path)) != _FAMILY.get(kind, kind):
+    if not is_empty(path) and _family(kind_of(path)) != _family(kind):
         raise UsageError(f"{what} {path}: exists, is not empty and is not an lvtime {kind} folder; name a new folder")
 
 
@@ -137,17 +141,16 @@ def check_replaceable(path: Path, kind: str, inputs=(), what: str = "--force") -
     found = kind_of(path)
     if found is None:
         raise UsageError(f"{path}: exists and was not made by lvtime; {what} refuses to delete it")
-    if _FAMILY.get(found, found) != _FAMILY.get(kind, kind):
+    if _family(found) != _family(kind):
         raise UsageError(
             f"{path}: is an lvtime {found} folder; {what} will not replace it with a {kind}: choose another --out"
         )
     resolved = path.resolve()
-    for item in inputs:  # those that exist: a hub id such as Qwen/... is no path
-        if (
-            item
-            and Path(item).exists()
-            and (resolved == Path(item).resolve() or resolved in Path(item).resolve().parents)
-        ):
+    for item in filter(None, inputs):
+        if not Path(item).exists():  # a hub id such as Qwen/... is no path
+            continue
+        target = Path(item).resolve()
+        if resolved == target or resolved in target.parents:
             raise UsageError(
                 f"{path}: holds {item}, which this command reads; {what} would delete it: choose another --out"
             )

@@ -18,6 +18,7 @@ A fit that fails or diverges falls back to the last value and is counted.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -169,9 +170,9 @@ def _levenberg_marquardt(residual, theta: np.ndarray, low, high, iters: int) -> 
     r = residual(theta)
     cost, damping = cost_of(r), np.full(len(theta), 1e-2)
     eye = np.eye(theta.shape[1])
-    costs = [cost]
+    recent = deque([cost], maxlen=STALL_ITERS + 1)  # the cost STALL_ITERS iterations ago, first
     for _ in range(iters):
-        if len(costs) > STALL_ITERS and _stalled(costs[-1 - STALL_ITERS], cost).all():
+        if len(recent) > STALL_ITERS and _stalled(recent[0], cost).all():
             break  # every fit has converged (or is stuck): further iterations change nothing
         eps = 1e-5  # every column of the forward-difference Jacobian in one batched call
         shifted = residual(np.concatenate([theta + eps * e for e in eye])).reshape(len(eye), *r.shape)
@@ -189,7 +190,7 @@ def _levenberg_marquardt(residual, theta: np.ndarray, low, high, iters: int) -> 
         r = np.where(ok[:, None], r_trial, r)
         cost = np.where(ok, cost_trial, cost)
         damping = np.clip(np.where(ok, damping * 0.3, damping * 10), 1e-9, 1e9)
-        costs.append(cost)
+        recent.append(cost)
     return theta, cost
 
 
