@@ -2,7 +2,7 @@
 
 Naive loop: one series at a time, ``model.generate`` (greedy, unconstrained, with a
 KV cache, as many new tokens as the constrained decoder may use), parsed afterwards.
-lvtime: ``forecasting.forecast`` over all series in batches, once per ``--kv-cache``
+lvtime: ``generation.forecast`` over all series in batches, once per ``--kv-cache``
 (``dynamic``: transformers' concatenating cache, lvtime's earlier path; ``preallocated``:
 lvtime's buffer, the default) and ``--batch-size``. All use the same model, dtype,
 prompts (first ``--history`` steps) and horizon; greedy texts of every lvtime
@@ -36,7 +36,7 @@ def main() -> None:
     p.add_argument("--dtype", default="bfloat16")
     args = p.parse_args()
 
-    from lvtime import data, forecasting
+    from lvtime import data, generation
     from lvtime.models import load_model
 
     ds = data.load_dataset(args.data) if args.data else data.simulate(n=1000, seed=0)
@@ -53,7 +53,7 @@ def main() -> None:
     for cache in args.kv_cache:
         for bs in args.batch_size:
             t0 = time.perf_counter()
-            r = forecasting.forecast(
+            r = generation.forecast(
                 lm.model,
                 lm.tokenizer,
                 lm.architecture,
@@ -80,10 +80,10 @@ def main() -> None:
 
 
 def naive_loop(args, lm, traj) -> float:
-    from lvtime import forecasting, llmtime
+    from lvtime import generation, llmtime
 
-    prompts, alphas = forecasting.prompts_for(traj[:, : args.history], lm.tokenizer, 2)
-    budget = forecasting.max_new_tokens(args.horizon, 2, 2)
+    prompts, alphas = generation.prompts_for(traj[:, : args.history], lm.tokenizer, 2)
+    budget = generation.max_new_tokens(args.horizon, 2, 2)
     ok = 0
     t0 = time.perf_counter()
     with torch.no_grad():

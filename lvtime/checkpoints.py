@@ -18,19 +18,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lvtime import lora
+from lvtime import layout, lora
 from lvtime.errors import ModelError, TrainingError
 
 STATE_FILE = "state.pt"
 
 
 def folder(run_dir: Path, step: int) -> Path:
-    return run_dir / "checkpoints" / f"step-{step}"
+    return layout.checkpoints_dir(run_dir) / f"step-{step}"
 
 
 def steps(run_dir: Path) -> list[int]:
     """Steps with a checkpoint folder, oldest first."""
-    root = run_dir / "checkpoints"
+    root = layout.checkpoints_dir(run_dir)
     if not root.is_dir():
         return []
     found = []
@@ -108,13 +108,39 @@ def read_state(ckpt: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise ModelError(f"{path}: refused, it holds objects other than tensors and plain values") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise ModelError(f"{path}: corrupt or truncated ({str(exc).splitlines()[0][:120]})") from None
-    if not isinstance(state, dict) or not {"step", "optimizer", "scheduler", "rng", "history"} <= set(state):
-        raise ModelError(f"{path}: not an lvtime checkpoint state")
+    except (RuntimeError, EOFError, OSError, ValueError, IndexError) as exc:
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]  # a 0-byte file's message is empty
+        raise ModelError(f"{path}: corrupt or truncated ({reason})") from None
+    problem = _state_problem(state)
+    if problem:
+        raise ModelError(f"{path}: not an lvtime checkpoint state ({problem})")
     if not all_finite(state["optimizer"]):
         raise ModelError(f"{path}: optimizer state is not finite")
     return state
+
+
+def _state_problem(state) -> str | None:
+    """What is wrong with a loaded ``state.pt`` (None: every value has the type the loop
+    reads), so a hand-edited file is one line, not a traceback mid-resume."""
+    if not isinstance(state, dict):
+        return f"a {type(state).__name__}, not a dict"
+    expect = {"step": int, "optimizer": dict, "scheduler": dict, "rng": dict, "history": dict}
+    rng = state.get("rng") if isinstance(state.get("rng"), dict) else {}
+    numpy_rng = rng.get("numpy") if isinstance(rng.get("numpy"), dict) else {}
+    history = state.get("history") if isinstance(state.get("history"), dict) else {}
+    checks = [(state.get(k), t, k) for k, t in expect.items()]
+    checks += [(rng.get("torch"), torch.Tensor, "rng.torch"), (rng.get("numpy"), dict, "rng.numpy")]
+    checks += [(numpy_rng.get("keys"), torch.Tensor, "rng.numpy.keys"), (numpy_rng.get("pos"), int, "rng.numpy.pos")]
+    checks += [(history.get("val"), dict, "history.val"), (history.get("tokens"), int, "history.tokens")]
+    checks += [(numpy_rng.get("has_gauss"), int, "rng.numpy.has_gauss")]
+    checks += [(numpy_rng.get("gauss"), (int, float), "rng.numpy.gauss")]
+    checks += [(history.get("flops"), (int, float), "history.flops")]
+    for value, kind, name in checks:
+        if not isinstance(value, kind) or isinstance(value, bool):
+            return f"{name} is {type(value).__name__}"
+    if state["step"] < 0:
+        return "step is negative"
+    return None
 
 
 @dataclass

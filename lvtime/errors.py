@@ -33,6 +33,10 @@ class LedgerError(LvtimeError):
     """A ledger file that is corrupt, foreign or locked."""
 
 
+class RunFolderError(LvtimeError):
+    """A run folder's file that is corrupt, or a folder another process is writing."""
+
+
 class BudgetError(LvtimeError):
     """The run would exceed the FLOP budget. Exit code 3."""
 
@@ -44,7 +48,8 @@ class TrainingError(LvtimeError):
 
 
 class Interrupted(LvtimeError):
-    """Ctrl-C or SIGTERM; work was saved. Exit code 130 (like a shell)."""
+    """Ctrl-C or SIGTERM; work was saved. Exit code 130 (like a shell). Not a failure:
+    the CLI says it as ``lvtime: stopped ...``, not as an error."""
 
     exit_code = 130
 

@@ -58,16 +58,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from lvtime.config import CONVENTIONS, DEFAULT_TARGETS  # noqa: F401 - re-exported
+
 BUDGET = 1e17
-CONVENTIONS = ("coursework", "exact", "2mnk")
 TRAIN_MULTIPLIER = 3  # backward ~ 2x forward, by the study's rule
 RMSNORM_EXTRA = 11  # per vector: mean division + eps addition + sqrt (10)
 SILU_PER_ELEMENT = 13  # negate + exp (10) + add + divide
 SOFTMAX_PER_SCORE = 12  # exp (10) + add into the row sum + divide (minus one add per row)
 ROPE_PER_ELEMENT = 3.5  # 2 mul + 1 add, and a negation for half of the elements
-
-
-DEFAULT_TARGETS = ("q_proj", "v_proj")  # the study adapts the query and value projections
 
 
 class Architecture(BaseModel):
@@ -85,6 +83,7 @@ class Architecture(BaseModel):
     qkv_bias: bool = Field(False, description="q/k/v projections have biases (Qwen2: yes).")
     o_bias: bool = False
     mlp_bias: bool = False
+    max_positions: int | None = Field(None, gt=0, description="Longest sequence the model takes (None: unknown).")
 
     @classmethod
     def from_hf_config(cls, config: Any, name: str | None = None) -> Architecture:
@@ -113,6 +112,7 @@ class Architecture(BaseModel):
             qkv_bias=qwen2 or attention_bias,  # Qwen2 hard-codes q/k/v biases
             o_bias=attention_bias and not qwen2,
             mlp_bias=c.get("mlp_bias", False),
+            max_positions=c.get("max_position_embeddings"),
         )
 
     def n_params(self) -> int:
@@ -139,6 +139,7 @@ PRESETS: dict[str, Architecture] = {
         vocab_size=151_936,
         tie_embeddings=True,
         qkv_bias=True,
+        max_positions=32_768,
     ),
     "smollm2-135m-instruct": Architecture(
         name="SmolLM2-135M-Instruct",
@@ -150,6 +151,7 @@ PRESETS: dict[str, Architecture] = {
         head_dim=64,
         vocab_size=49_152,
         tie_embeddings=True,
+        max_positions=8_192,
     ),
     # Random weights, Qwen2.5 vocabulary: smoke tests and dry runs (lvtime.models builds it).
     "tiny-qwen2": Architecture(
@@ -163,6 +165,7 @@ PRESETS: dict[str, Architecture] = {
         vocab_size=151_936,
         tie_embeddings=True,
         qkv_bias=True,
+        max_positions=4_096,
     ),
 }
 PRESET_ALIASES = {"qwen/qwen2.5-0.5b-instruct": "qwen2.5-0.5b-instruct"}

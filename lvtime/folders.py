@@ -18,17 +18,22 @@ The rules, in one place for every command that writes a folder:
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
+import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from lvtime.errors import UsageError
+from lvtime.errors import RunFolderError, UsageError
+from lvtime.layout import LOCK, MARKER, kind_from_files
 
-MARKER = ".lvtime-folder"
+_OURS = (MARKER, LOCK)  # what a folder holds before a run writes anything
 _FAMILY = {"baseline": "forecast"}  # a baseline and a forecast folder hold the same files
 MAX_NAME = 80
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
@@ -81,7 +86,7 @@ def check_can_create(p: Path, what: str) -> None:
 def is_empty(path: Path) -> bool:
     """Missing, empty, or holding only lvtime's marker (a run stopped before it wrote
     anything: the same command may run there again)."""
-    return not path.exists() or all(entry.name == MARKER for entry in path.iterdir())
+    return not path.exists() or all(entry.name in _OURS for entry in path.iterdir())
 
 
 def kind_of(path: Path) -> str | None:
@@ -93,19 +98,7 @@ def kind_of(path: Path) -> str | None:
     try:
         return str(json.loads((path / MARKER).read_text())["kind"])
     except (OSError, ValueError, KeyError, TypeError):
-        pass
-    for name in ("config.json", "metrics.json", "sweep.json"):
-        try:
-            doc = json.loads((path / name).read_text())
-        except (OSError, ValueError):
-            continue
-        if not isinstance(doc, dict):
-            continue
-        if isinstance(doc.get("versions"), dict) and "lvtime" in doc["versions"]:
-            return "finetune" if name == "config.json" else str(doc.get("kind", "forecast"))
-        if name == "sweep.json" and {"base", "grid"} <= doc.keys():
-            return "sweep"
-    return None
+        return kind_from_files(path)
 
 
 def create(path: Path, kind: str) -> None:
@@ -157,11 +150,68 @@ def check_replaceable(path: Path, kind: str, inputs=(), what: str = "--force") -
 
 
 def replace(path: Path, kind: str, inputs=()) -> None:
-    """Delete an lvtime folder (checked by :func:`check_replaceable`) and make it anew."""
+    """Empty an lvtime folder (checked by :func:`check_replaceable`) and mark it anew.
+    Its lock file stays: the process replacing it may hold it."""
     check_replaceable(path, kind, inputs)
     if path.exists():
-        shutil.rmtree(path)
+        for entry in path.iterdir():
+            if entry.name == LOCK:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        (path / MARKER).unlink(missing_ok=True)
     create(path, kind)
+
+
+def holder(path: Path) -> str | None:
+    """Who holds the folder's lock (``process 123 on host``), or None if nobody does."""
+    lock = path / LOCK
+    if not lock.is_file():
+        return None
+    with open(lock) as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _describe(f.read())
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return None
+
+
+def _describe(text: str) -> str:
+    try:
+        who = json.loads(text)
+        return f"lvtime process {who['pid']} on {who['host']} (since {who['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "another lvtime process"
+
+
+@contextlib.contextmanager
+def held(path: Path) -> Iterator[None]:
+    """Hold ``path``'s lock while this process writes it: a second lvtime process on the
+    same folder is refused, naming the one that holds it. The kernel releases the lock
+    when the holder dies, even by ``kill -9``. A folder made only to be locked, and left
+    empty (the run was refused), is removed again."""
+    made = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot create the output folder ({exc.strerror})") from None
+    with os.fdopen(fd, "r+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunFolderError(f"{path}: in use by {_describe(f.read())}; wait for it to end") from None
+        f.truncate(0)
+        f.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%H:%M:%S")}))
+        f.flush()
+        try:
+            yield
+        finally:
+            if made and is_empty(path):
+                shutil.rmtree(path, ignore_errors=True)
 
 
 def safe_name(values: dict, readable: str) -> str:

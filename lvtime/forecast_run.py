@@ -7,13 +7,13 @@ generation cost in the ledger and record the exact cost of what was processed.
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import json
 from pathlib import Path
 
 import numpy as np
 
-from lvtime import folders
+from lvtime import folders, layout
 from lvtime.config import DEFAULT_MODEL, ForecastConfig, provenance
 from lvtime.errors import UsageError
 from lvtime.ledger import Ledger
@@ -39,7 +39,7 @@ def resolve_model(s: ForecastConfig) -> str:
 def plan(s: ForecastConfig, ledger: Ledger) -> dict:
     """Series, prompt lengths and the upper-bound cost, without loading weights."""
     from lvtime import data as lvdata
-    from lvtime.forecasting import estimate, prompts_for
+    from lvtime.generation import estimate, prompts_for
     from lvtime.models import architecture_for, tokenizer_for
 
     ds = lvdata.load_dataset(s.data)
@@ -81,11 +81,16 @@ def run(
 ) -> dict:
     """Forecast, score and (with ``out``) write results. Returns the JSON-able report.
     ``force`` replaces an ``out`` folder that lvtime made."""
-    from lvtime import metrics, references
-
     ledger = ledger or Ledger()
     kind = kind or ("forecast" if s.adapter else "baseline")
     out = check_out_dir(s, ledger, force, kind)  # before any work: a bad --out costs nothing
+    with folders.held(out) if out else contextlib.nullcontext():  # one process writes a folder
+        return _run(s, out, ledger, allow_over_budget, on_batch, kind, on_plan, label, force)
+
+
+def _run(s: ForecastConfig, out, ledger: Ledger, allow_over_budget, on_batch, kind, on_plan, label, force) -> dict:
+    from lvtime import metrics, references
+
     p = plan(s, ledger)
     if on_plan:
         on_plan(p)
@@ -135,7 +140,7 @@ def run(
 def _forecast(s: ForecastConfig, model: str, traj: np.ndarray, idx: np.ndarray, on_batch):
     """Load the model (with the adapter merged) and forecast the selected series."""
     from lvtime import lora
-    from lvtime.forecasting import forecast
+    from lvtime.generation import forecast
     from lvtime.models import load_model
 
     loaded = load_model(model, s.device, s.dtype)
@@ -210,9 +215,8 @@ def check_out_dir(s: ForecastConfig, ledger: Ledger, force: bool = False, kind: 
 def write_results(out: Path, report: dict, result, history, truth, scores, s: ForecastConfig, refs: dict) -> None:
     from lvtime import metrics, plots
 
-    doc = {**report, "settings": s.model_dump(), **provenance()}
-    (out / "metrics.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
-    with open(out / "per_series.csv", "w", newline="") as f:
+    layout.write_forecast_metrics(out, {**report, "settings": s.model_dump(), **provenance()})
+    with open(out / layout.PER_SERIES, "w", newline="") as f:
         w = csv.writer(f)
         columns = (*metrics.METRICS, *metrics.SAMPLE_METRICS)
         w.writerow(["series", "alpha", "forecaster", "species", *columns])
@@ -225,7 +229,7 @@ def write_results(out: Path, report: dict, result, history, truth, scores, s: Fo
                         + ["" if x is None else f"{x:.6g}" for x in values]
                     )
     np.savez_compressed(
-        out / "forecasts.npz",
+        out / layout.FORECASTS,
         series=result.series,
         alpha=result.alphas,
         history=history,
@@ -239,7 +243,7 @@ def write_results(out: Path, report: dict, result, history, truth, scores, s: Fo
     for i in range(min(s.plot_series, len(result.series))):
         n = int(result.series[i])
         plots.forecast_figure(
-            out / f"series-{n}.png",
+            layout.series_plot(out, n),
             n,
             history[i],
             truth[i],
@@ -249,4 +253,4 @@ def write_results(out: Path, report: dict, result, history, truth, scores, s: Fo
             f"series {n} ({report['kind']})",
             {name: f[i] for name, f in refs.items()},
         )
-    plots.summary_figure(out / "summary.png", {k: v["per_series"]["mae"] for k, v in scores.items()})
+    plots.summary_figure(out / layout.FORECAST_PLOT, {k: v["per_series"]["mae"] for k, v in scores.items()})

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
+
+from lvtime import layout
 
 
 def _pyplot():
@@ -22,10 +23,9 @@ def _pyplot():
 def loss_curve(run_dir: Path) -> Path | None:
     """``loss.png``: training loss per step and validation loss, from metrics.jsonl."""
     plt = _pyplot()
-    metrics = run_dir / "metrics.jsonl"
-    if plt is None or not metrics.exists():
+    rows = layout.read_metrics(run_dir)
+    if plt is None or not rows:
         return None
-    rows = [json.loads(x) for x in metrics.read_text().splitlines() if x]
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -36,7 +36,7 @@ def loss_curve(run_dir: Path) -> Path | None:
     ax.set(xlabel="optimizer step", ylabel="loss (nats / token)", title=run_dir.name)
     ax.legend()
     fig.tight_layout()
-    path = run_dir / "loss.png"
+    path = run_dir / layout.LOSS_PLOT
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -105,7 +105,7 @@ def sweep_figures(sweep_dir: Path, rows: list[dict], keys: list[str]) -> list[Pa
         return []
     written = []
     if any(r.get("forecast_mase") is not None for r in rows):
-        written.append(_forecast_figure(plt, sweep_dir / "forecast.png", rows))
+        written.append(_forecast_figure(plt, sweep_dir / layout.SWEEP_PLOTS["forecast"], rows))
     if "rank" in keys and "lr" in keys:
         ranks = sorted({r["rank"] for r in rows})
         lrs = sorted({r["lr"] for r in rows})
@@ -126,24 +126,21 @@ def sweep_figures(sweep_dir: Path, rows: list[dict], keys: list[str]) -> list[Pa
                     ax.text(j, i, f"{grid[i, j]:.3f}", ha="center", va="center", color=color, fontsize=8)
         fig.colorbar(im, ax=ax)
         fig.tight_layout()
-        fig.savefig(sweep_dir / "heatmap.png", dpi=100)
+        fig.savefig(sweep_dir / layout.SWEEP_PLOTS["heatmap"], dpi=100)
         plt.close(fig)
-        written.append(sweep_dir / "heatmap.png")
+        written.append(sweep_dir / layout.SWEEP_PLOTS["heatmap"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        metrics = Path(r["out"]) / "metrics.jsonl"
-        if not metrics.exists():
-            continue
-        vals = [json.loads(x) for x in metrics.read_text().splitlines() if x]
+        vals = layout.read_metrics(Path(r["out"]))
         pts = [(v["step"], v["val_loss"]) for v in vals if "val_loss" in v]
         if pts:
             ax.plot(*zip(*pts, strict=True), "o-", label=r["run"], ms=3)
     ax.set(xlabel="optimizer step", ylabel="validation loss", title="validation loss per run")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(sweep_dir / "curves.png", dpi=100)
+    fig.savefig(sweep_dir / layout.SWEEP_PLOTS["curves"], dpi=100)
     plt.close(fig)
-    written.append(sweep_dir / "curves.png")
+    written.append(sweep_dir / layout.SWEEP_PLOTS["curves"])
     return written
 
 

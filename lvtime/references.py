@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lvtime.config import REFERENCES as NAMES  # one list for the CLI and the core
 from lvtime.data import lv_rhs, rk4, rm_rhs
 
-NAMES = ("last_value", "linear", "seasonal", "ode")
 MAX_STEP = 0.5  # RK4 sub-step for fitting (time units; the study's data step is ~2)
 MAX_FIT_RMSE = 0.25  # history RMSE / history std above which a fit counts as failed
 STALL_ITERS = 5  # iterations without progress after which a fit counts as converged

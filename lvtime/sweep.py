@@ -11,16 +11,19 @@ import csv
 import itertools
 import json
 import shlex
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
-from lvtime import folders
-from lvtime.config import FinetuneConfig
-from lvtime.errors import BudgetError, UsageError, first_error
+from lvtime import folders, layout
+from lvtime.config import FinetuneConfig, ForecastConfig, SweepConfig, command_args
+from lvtime.errors import BudgetError, RunFolderError, UsageError, first_error
 from lvtime.ledger import Ledger
+
+__all__ = ["SweepConfig", "plan", "run", "collect", "finetune_command", "job_commands"]
 
 # Short names for folder names and tables.
 SHORT = {
@@ -34,45 +37,6 @@ SHORT = {
     "weight_decay": "wd",
     "seed": "seed",
 }
-
-
-class SweepConfig(BaseModel):
-    """A sweep: fixed finetune options (``base``) and the options to vary (``grid``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    out: str = Field("runs/sweep", description="Sweep folder; one sub-folder per configuration.")
-    rank_by: Literal["val_loss", "forecast"] = Field(
-        "val_loss",
-        description="val_loss, or forecast: forecast validation series after each run and rank by "
-        "median MASE (mean of prey and predator).",
-    )
-    forecast_series: int = Field(20, ge=1, description="Validation series forecast per run with rank_by=forecast.")
-    base: dict[str, Any] = Field(default_factory=dict, description="Finetune options kept fixed.")
-    grid: dict[str, list[Any]] = Field(..., description="Finetune option -> values to try, in order.")
-
-    @field_validator("base")
-    @classmethod
-    def _base(cls, base: dict[str, Any]) -> dict[str, Any]:
-        unknown = sorted(set(base) - set(FinetuneConfig.model_fields))
-        if unknown:
-            raise ValueError(f"{unknown[0]!r} is not a finetune option")
-        if "out" in base:
-            raise ValueError("'out' is the sweep's own folder; set it at the top level")
-        return base
-
-    @field_validator("grid")
-    @classmethod
-    def _grid(cls, grid: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        known = set(FinetuneConfig.model_fields)
-        for key, values in grid.items():
-            if key not in known:
-                raise ValueError(f"{key!r} is not a finetune option")
-            if key == "out":
-                raise ValueError("'out' cannot be swept: each configuration gets its own folder")
-            if not values:
-                raise ValueError(f"{key!r} has no values")
-        return grid
 
 
 def load_sweep_config(path: str | Path) -> SweepConfig:
@@ -111,20 +75,16 @@ class PlannedRun:
     name: str
     values: dict[str, Any]  # the swept options
     config: FinetuneConfig
-    state: str  # done, resume, new, forecast (trained; its forecast is still to run)
+    state: str  # done, resume, new, forecast (trained; its forecast is still to run), busy (another process)
     cost: float  # FLOPs still to spend, training and (rank_by=forecast) forecasting
     planned: bool = True  # False: skipped by --fit-budget
     forecast_cost: float = 0.0  # part of cost
-
-
-FORECAST_DIR = "forecast-val"  # inside each run folder, with rank_by=forecast
 
 
 def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
     """The fixed validation forecast that ranks a run: the first ``forecast_series``
     validation series, greedy, the run's ``history`` steps (at most half the series)
     -> the next steps (at most 50)."""
-    from lvtime.config import ForecastConfig
     from lvtime.data import load_dataset
 
     points = load_dataset(cfg.data).n_points
@@ -132,7 +92,7 @@ def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
     return ForecastConfig(
         data=cfg.data,
         model=cfg.model,
-        adapter=str(Path(cfg.out) / "final"),
+        adapter=str(layout.final_adapter(cfg.out)),
         split="val",
         limit=sweep.forecast_series,
         history=history,
@@ -141,7 +101,7 @@ def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
         device=cfg.device,
         dtype=cfg.dtype,
         convention=cfg.convention,
-        out=str(Path(cfg.out) / FORECAST_DIR),
+        out=str(layout.forecast_dir(cfg.out)),
         plot_series=0,
     )
 
@@ -174,41 +134,44 @@ def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig
 
 
 def plan(sweep: SweepConfig, ledger: Ledger, fit_budget: bool = False) -> tuple[list[PlannedRun], dict]:
-    """Cost every configuration; with ``fit_budget`` keep, in order, what fits."""
-    from lvtime import checkpoints, runs
-
+    """Cost every configuration; with ``fit_budget`` keep, in order, what fits. A run
+    that another process holds (a sweep job still going) is ``busy`` and not planned."""
     folders.check_reusable(folders.check_out(sweep.out, ledger.path, what="sweep folder"), "sweep", "sweep folder")
-    planned: list[PlannedRun] = []
-    for name, values, cfg in expand(sweep):
-        run_dir = Path(cfg.out)
-        forecast = 0.0
-        if sweep.rank_by == "forecast" and not (run_dir / FORECAST_DIR / "metrics.json").exists():
-            forecast = _forecast_cost(sweep, cfg, ledger)
-        if (run_dir / "summary.json").exists() and (run_dir / "final").exists():
-            planned.append(PlannedRun(name, values, cfg, "forecast" if forecast else "done", forecast, True, forecast))
-            continue
-        resume = bool(checkpoints.steps(run_dir))
-        the_plan, _ = runs.plan(cfg, ledger, resume=resume)
-        state = "resume" if resume else "new"
-        planned.append(PlannedRun(name, values, cfg, state, the_plan.estimate["total"] + forecast, True, forecast))
+    planned = [_plan_one(sweep, name, values, cfg, ledger) for name, values, cfg in expand(sweep)]
     totals = ledger.read().totals()
     room = totals["remaining"]
-    if fit_budget:
-        used = 0.0
-        for p in planned:
-            if p.state == "done":
-                continue
-            if used + p.cost <= room:
-                used += p.cost
-            else:
-                p.planned = False
+    used = 0.0
+    for p in planned:
+        if p.state in ("done", "busy"):
+            p.planned = p.state == "done"
+        elif fit_budget and used + p.cost > room:
+            p.planned = False
+        else:
+            used += p.cost
     total = sum(p.cost for p in planned if p.planned)
     return planned, {**totals, "sweep_total": total, "remaining_after": room - total}
 
 
+def _plan_one(sweep: SweepConfig, name: str, values: dict, cfg: FinetuneConfig, ledger: Ledger) -> PlannedRun:
+    from lvtime import checkpoints, finetune_run
+
+    run_dir = Path(cfg.out)
+    if folders.holder(run_dir) or folders.holder(layout.forecast_dir(run_dir)):
+        return PlannedRun(name, values, cfg, "busy", 0.0)
+    forecast = 0.0
+    if sweep.rank_by == "forecast" and not (layout.forecast_dir(run_dir) / layout.FORECAST_METRICS).exists():
+        forecast = _forecast_cost(sweep, cfg, ledger)
+    if layout.is_finished(run_dir):
+        return PlannedRun(name, values, cfg, "forecast" if forecast else "done", forecast, True, forecast)
+    resume = bool(checkpoints.steps(run_dir))
+    the_plan, _ = finetune_run.plan(cfg, ledger, resume=resume)
+    state = "resume" if resume else "new"
+    return PlannedRun(name, values, cfg, state, the_plan.estimate["total"] + forecast, True, forecast)
+
+
 def check_budget(planned: list[PlannedRun], summary: dict, allow_over_budget: bool) -> None:
     """Refuse (exit 3) a sweep that does not fit, or a --fit-budget sweep where nothing does."""
-    left = [p for p in planned if p.state != "done"]
+    left = [p for p in planned if p.state not in ("done", "busy")]
     if left and not any(p.planned for p in left):
         raise BudgetError(
             f"none of the {len(left)} configurations still to run fits the remaining "
@@ -226,7 +189,7 @@ def open_folder(sweep: SweepConfig) -> Path:
     ``lvtime sweep`` recognises the folder as its own (plan checked it was empty or ours)."""
     sweep_dir = Path(sweep.out)
     folders.create(sweep_dir, "sweep")
-    (sweep_dir / "sweep.json").write_text(json.dumps(sweep.model_dump(mode="json"), indent=2) + "\n")
+    layout.write_sweep(sweep_dir, sweep)
     return sweep_dir
 
 
@@ -241,40 +204,47 @@ def run(
     devices: list[str] | None = None,
 ) -> list[dict]:
     """Run the planned configurations (in order, or ``jobs`` at a time in child
-    processes, each on one of ``devices``); returns the ranked results."""
-    from lvtime import runs
-
-    sweep_dir = open_folder(sweep)
-    todo = [p for p in planned if p.state != "done" and p.planned]
-    if jobs > 1:
-        _run_jobs(sweep, todo, ledger, allow_over_budget, jobs, devices or [], on_run_start)
+    processes, each on one of ``devices``); returns the ranked results. The sweep folder
+    is held meanwhile: a second sweep on it is refused, naming this process."""
+    with folders.held(Path(sweep.out)):
+        open_folder(sweep)
+        todo = [p for p in planned if p.state not in ("done", "busy") and p.planned]
+        if jobs > 1:
+            _run_jobs(sweep, todo, ledger, allow_over_budget, jobs, devices or [], on_run_start)
+        else:
+            for p in todo:
+                if on_run_start:
+                    on_run_start(p)
+                _run_one(sweep, p, ledger, allow_over_budget, on_progress)
         return collect(sweep, planned, ledger.budget())
-    for p in todo:
-        if on_run_start:
-            on_run_start(p)
-        if p.state != "forecast":
-            runs.finetune(
-                # a "new" run whose folder exists never reached a checkpoint: start it over
-                p.config,
-                resume=p.state == "resume",
-                force=p.state == "new",
-                ledger=ledger,
-                allow_over_budget=allow_over_budget,
-                on_progress=on_progress,
-                label=f"sweep {sweep_dir.name}: {p.name}",
-            )
-        if sweep.rank_by == "forecast":
-            _forecast_run(sweep, p, ledger, allow_over_budget)
-    return collect(sweep, planned, ledger.budget())
+
+
+def _run_one(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_budget: bool, on_progress) -> None:
+    from lvtime import finetune_run
+
+    if p.state != "forecast":
+        finetune_run.finetune(
+            p.config,
+            resume=p.state == "resume",
+            force=p.state == "new",  # a "new" run whose folder exists never reached a checkpoint: start over
+            ledger=ledger,
+            allow_over_budget=allow_over_budget,
+            on_progress=on_progress,
+            label=f"sweep {Path(sweep.out).name}: {p.name}",
+        )
+    if sweep.rank_by == "forecast":
+        _forecast_run(sweep, p, ledger, allow_over_budget)
 
 
 def _run_jobs(sweep, todo, ledger, allow_over_budget, n, devices, on_run_start) -> None:
     from lvtime import jobs
     from lvtime.errors import LvtimeError
 
-    logs = Path(sweep.out) / "logs"
     by_name = {p.name: p for p in todo}
-    work = [jobs.Job(p.name, job_commands(sweep, p, ledger, allow_over_budget), logs / f"{p.name}.log") for p in todo]
+    work = [
+        jobs.Job(p.name, job_commands(sweep, p, ledger, allow_over_budget), layout.log_path(Path(sweep.out), p.name))
+        for p in todo
+    ]
     jobs.run(work, n, devices, on_start=(lambda job, slot: on_run_start(by_name[job.name])) if on_run_start else None)
     failed = [j for j in work if j.returncode not in (None, 0)]
     if failed:
@@ -302,80 +272,55 @@ def _forecast_run(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_
 def collect(sweep: SweepConfig, planned: list[PlannedRun], budget: float) -> list[dict]:
     """Results of the finished runs, best first (lowest final validation loss, or with
     rank_by=forecast lowest forecast MASE); writes results.csv, results.json,
-    results.md and figures in the sweep folder."""
+    results.md and figures in the sweep folder. A run whose files are corrupt is left
+    out with a warning."""
     rows = []
     for p in planned:
-        path = Path(p.config.out) / "summary.json"
-        if not path.exists():
+        try:
+            row = _result_row(sweep, p, budget)
+        except RunFolderError as exc:
+            print(f"lvtime: warning: {exc}; left out of the results", file=sys.stderr)
             continue
-        s = json.loads(path.read_text())
-        row = {
-            "run": p.name,
-            **p.values,
-            "val_loss_0": s["val_loss_before"],
-            "val_loss": s["val_loss_after"],
-            "steps": s["steps"],
-            "flops": s["flops_total"],
-            "percent_budget": 100 * s["flops_total"] / budget,
-            "wall_s": s["wall_s"],
-            "out": p.config.out,
-        }
-        forecast = Path(p.config.out) / FORECAST_DIR / "metrics.json"
-        if sweep.rank_by == "forecast" and forecast.exists():
-            doc = json.loads(forecast.read_text())
-            gap = doc["gap"]
-            row.update(
-                forecast_mase=gap["model"],
-                forecast_r2_prey=doc["metrics"]["model"]["prey"]["r2"]["median"],
-                forecast_r2_predator=doc["metrics"]["model"]["predator"]["r2"]["median"],
-                best_reference=gap["best_reference"],
-                best_reference_mase=gap["best_reference_score"],
-                ode_limit_mase=gap["ode_limit"],
-            )
-        rows.append(row)
+        if row is not None:
+            rows.append(row)
     key = "forecast_mase" if sweep.rank_by == "forecast" else "val_loss"
     rows.sort(key=lambda r: (r.get(key) is None, r.get(key)))
     write_results(Path(sweep.out), rows, list(sweep.grid))
     return rows
 
 
-# FinetuneConfig fields whose finetune flag is not simply --field-name.
-FLAG_NAMES = {"warmup_steps": "--warmup"}
-NOT_FLAGS = {"data", "out", "alpha_mode", "targets", "compile"}
-
-
-def finetune_args(cfg: FinetuneConfig) -> list[str]:
-    """``lvtime finetune`` arguments that reproduce ``cfg`` exactly, ``--out`` aside (every
-    option that differs from its default, floats at full precision)."""
-    defaults = FinetuneConfig()
-    args = [cfg.data]
-    for field in FinetuneConfig.model_fields:
-        value = getattr(cfg, field)
-        if field in NOT_FLAGS or value == getattr(defaults, field):
-            continue
-        flag = FLAG_NAMES.get(field, "--" + field.replace("_", "-"))
-        args += [flag, repr(value) if isinstance(value, float) else str(value)]
-    if cfg.targets != defaults.targets:
-        args += ["--targets", ",".join(cfg.targets)]
-    if cfg.alpha_mode == "global":
-        args.append("--global-alpha")
-    if cfg.compile:
-        args.append("--compile")
-    return args
+def _result_row(sweep: SweepConfig, p: PlannedRun, budget: float) -> dict | None:
+    s = layout.read_summary(Path(p.config.out))
+    if s is None:
+        return None
+    row = {
+        "run": p.name,
+        **p.values,
+        "val_loss_0": s.val_loss_before,
+        "val_loss": s.val_loss_after,
+        "steps": s.steps,
+        "flops": s.flops_total,
+        "percent_budget": 100 * s.flops_total / budget,
+        "wall_s": s.wall_s,
+        "out": p.config.out,
+    }
+    doc = layout.read_forecast_metrics(layout.forecast_dir(p.config.out)) if sweep.rank_by == "forecast" else None
+    if doc is not None:
+        gap = doc["gap"]
+        row.update(
+            forecast_mase=gap["model"],
+            forecast_r2_prey=doc["metrics"]["model"]["prey"]["r2"]["median"],
+            forecast_r2_predator=doc["metrics"]["model"]["predator"]["r2"]["median"],
+            best_reference=gap["best_reference"],
+            best_reference_mase=gap["best_reference_score"],
+            ode_limit_mase=gap["ode_limit"],
+        )
+    return row
 
 
 def finetune_command(cfg: FinetuneConfig, out: str = "runs/best") -> str:
     """The ``lvtime finetune`` command line that reproduces ``cfg`` in ``out``."""
-    return shlex.join(["lvtime", "finetune", *finetune_args(cfg), "--out", out])
-
-
-def forecast_args(s) -> list[str]:
-    """``lvtime forecast`` arguments for the ranking forecast ``s`` (a ForecastConfig)."""
-    args = [s.data]
-    for field in ("model", "adapter", "split", "limit", "history", "horizon", "decimals", "device", "dtype"):
-        if getattr(s, field) is not None:
-            args += ["--" + field, str(getattr(s, field))]
-    return args + ["--convention", s.convention, "--plot-series", str(s.plot_series), "--out", str(s.out)]
+    return shlex.join(["lvtime", "finetune", *command_args(cfg, skip=("out",)), "--out", out])
 
 
 def job_commands(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_budget: bool = False) -> list[list[str]]:
@@ -389,10 +334,11 @@ def job_commands(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_b
         commands.append(["finetune", "--resume", p.config.out, "--steps", str(p.config.steps), "--label", label])
     elif p.state == "new":
         force = ["--force"] if Path(p.config.out).exists() else []  # never reached a checkpoint: start over
-        commands.append(["finetune", *finetune_args(p.config), "--out", p.config.out, *force, "--label", label])
+        commands.append(["finetune", *command_args(p.config, skip=("out",)), "--out", p.config.out, *force])
+        commands[-1] += ["--label", label]
     if sweep.rank_by == "forecast":
         s = forecast_settings(sweep, p.config)
-        commands.append(["forecast", *forecast_args(s), "--force", "--label", f"{label} (forecast)"])
+        commands.append(["forecast", *command_args(s), "--force", "--label", f"{label} (forecast)"])
     return [c + common for c in commands]
 
 
@@ -400,9 +346,9 @@ def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
     from lvtime.flops import flops_str
 
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    (sweep_dir / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    layout.write_json(layout.results_path(sweep_dir, "json"), rows)
     if rows:
-        with open(sweep_dir / "results.csv", "w", newline="") as f:
+        with open(layout.results_path(sweep_dir, "csv"), "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
@@ -421,7 +367,7 @@ def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
             else:
                 cells.append(str(v))
         lines.append("| " + " | ".join(cells) + " |")
-    (sweep_dir / "results.md").write_text("\n".join(lines) + "\n")
+    layout.results_path(sweep_dir, "md").write_text("\n".join(lines) + "\n")
     from lvtime import plots
 
     plots.sweep_figures(sweep_dir, rows, keys)

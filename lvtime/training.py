@@ -15,7 +15,6 @@ Scale: under ``torchrun`` each process takes a slice of every batch (see
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import time
 from collections.abc import Callable
@@ -25,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from lvtime import checkpoints, llmtime, lora, signals
-from lvtime.config import FinetuneConfig, provenance
+from lvtime import checkpoints, layout, llmtime, lora, signals
+from lvtime.config import FinetuneConfig
 from lvtime.distributed import Dist
 from lvtime.errors import Interrupted, TrainingError
 from lvtime.flops import Architecture, LoraSpec, forward_flops, train_step_flops
@@ -142,10 +141,10 @@ class Result:
 
 def lr_lambda(cfg: FinetuneConfig) -> Callable[[int], float]:
     def f(step: int) -> float:
-        if cfg.warmup_steps and step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        if cfg.schedule == "cosine" and cfg.steps > cfg.warmup_steps:
-            t = (step - cfg.warmup_steps) / (cfg.steps - cfg.warmup_steps)
+        if cfg.warmup and step < cfg.warmup:
+            return (step + 1) / cfg.warmup
+        if cfg.schedule == "cosine" and cfg.steps > cfg.warmup:
+            t = (step - cfg.warmup) / (cfg.steps - cfg.warmup)
             return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
         return 1.0
 
@@ -223,7 +222,6 @@ class _Run:
         self.dist, self.result = dist, result
         self.model, self.device = loaded.model, loaded.device
         self.dtype = getattr(torch, loaded.dtype)
-        self.metrics_path = run_dir / "metrics.jsonl"
         self.history: dict = {"val": {}, "tokens": 0, "flops": 0.0}  # the whole run's, across resumes
         self.spent_here = 0.0  # FLOPs of this invocation (its ledger entry's)
         self.start = 0
@@ -246,7 +244,7 @@ class _Run:
                 self.run_dir, resume_step, model, self.optimizer, self.scheduler
             )
             if self.dist.main:
-                trim_metrics(self.metrics_path, self.start)
+                layout.trim_metrics(self.run_dir, self.start)
         self.per_step = step_flops(cfg, self.loaded.architecture)
         self.per_eval = eval_flops(cfg, self.loaded.architecture, len(self.data.val))
         self.result.steps_done, self.result.tokens = self.start, self.history["tokens"]
@@ -361,8 +359,7 @@ class _Run:
 
     def log(self, row: dict) -> None:
         if self.dist.main:
-            with open(self.metrics_path, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            layout.append_metrics(self.run_dir, row)
 
     def checkpoint(self, step: int) -> None:
         if self.dist.main:
@@ -385,25 +382,5 @@ class _Run:
         result.tokens = self.history["tokens"]
         result.wall_s = time.perf_counter() - self.t0
         if self.dist.main:
-            lora.save_adapter(self.model, self.run_dir / "final", base_model=self.cfg.model)
+            lora.save_adapter(self.model, layout.final_adapter(self.run_dir), base_model=self.cfg.model)
         return result
-
-
-def trim_metrics(path: Path, step: int) -> None:
-    """Drop rows after ``step``: a run killed after logging them redoes those steps."""
-    if not path.exists():
-        return
-    rows = [line for line in path.read_text().splitlines() if line.strip()]
-    kept = []
-    for line in rows:
-        try:
-            if json.loads(line).get("step", 0) <= step:
-                kept.append(line)
-        except json.JSONDecodeError:
-            continue  # a row torn by the kill
-    path.write_text("".join(r + "\n" for r in kept))
-
-
-def write_run_config(run_dir: Path, cfg: FinetuneConfig, extra: dict) -> None:
-    doc = {"config": cfg.model_dump(mode="json"), **extra, **provenance()}
-    (run_dir / "config.json").write_text(json.dumps(doc, indent=2) + "\n")

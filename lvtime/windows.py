@@ -124,7 +124,11 @@ def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingDa
 
         sep = llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET)[llmtime.STEP_SEP]
     train_seqs = encode_series(dataset, train_idx, tokenizer, cfg, alpha)
+    val_seqs = encode_series(dataset, val_idx, tokenizer, cfg, alpha)
+    longest = max(len(seq) for seq in train_seqs + val_seqs)
+    if cfg.context > longest:  # windows are context long: all padding past the longest series, and charged
+        raise UsageError(f"--context {cfg.context}: the longest series is {longest} tokens; use at most that")
     train = make_windows(train_seqs, cfg.context, max(cfg.context // 2, 1), pad, sep)
     # validation windows do not overlap (stride = context; at most one step with --window-starts steps)
-    val = make_windows(encode_series(dataset, val_idx, tokenizer, cfg, alpha), cfg.context, cfg.context, pad, sep)
+    val = make_windows(val_seqs, cfg.context, cfg.context, pad, sep)
     return TrainingData(train, val, alpha)

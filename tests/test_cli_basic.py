@@ -42,7 +42,7 @@ def test_encode_dataset_split_jsonl_and_file(small_h5, tmp_path):
     out = tmp_path / "texts.txt"
     r = run("encode", small_h5, "--all", "-o", out)
     assert r.exit_code == 0 and len(out.read_text().splitlines()) == 20
-    r = run("encode", small_h5, "--series", 3, "--global-alpha", "--json")
+    r = run("encode", small_h5, "--series", 3, "--alpha-mode", "global", "--json")
     assert r.exit_code == 0
 
 
@@ -50,12 +50,12 @@ def test_encode_dataset_split_jsonl_and_file(small_h5, tmp_path):
     "args, code, message",
     [
         (["encode", "--prey", "1,2"], 2, "go together"),
-        (["encode", "--prey", "1,x", "--predator", "1,2"], 2, "comma-separated"),
+        (["encode", "--prey", "1,x", "--predator", "1,2"], 2, "--prey value 2: Input should be a valid number"),
         (["encode", "--prey", "1,2,3", "--predator", "1,2"], 2, "equal"),
         (["encode", "missing.h5", "--series", "1"], 1, "no such file"),
         (["encode", "{h5}", "--series", "99"], 2, "out of range"),
         (["encode", "{h5}"], 2, "exactly one of"),
-        (["decode", "1.00,2.00", "--alpha", "-1"], 2, "positive"),
+        (["decode", "1.00,2.00", "--alpha", "-1"], 2, "--alpha: Input should be greater than 0"),
         (["flops", "--mode", "sideways"], 2, "--mode"),
         (["flops", "--convention", "vibes"], 2, "convention"),
         (["flops", "--model", "nope"], 2, "unknown model"),

@@ -3,6 +3,7 @@
 import pytest
 
 from lvtime import flops
+from lvtime.errors import UsageError
 
 # d=4, I=6, 1 layer, 2 heads of dim 2, 1 KV head, vocab 5, q/k/v biases.
 TINY = flops.Architecture(
@@ -85,7 +86,7 @@ def test_lora_by_hand():
     assert got["lora_scale_add"] == 2 * 2 * 3 * 4  # scale + add on each output element
     base = flops.forward_flops(TINY, 3)
     assert flops.total(got) - flops.total(base) == 42 + 24 + 48
-    with pytest.raises(Exception, match="unknown LoRA target"):
+    with pytest.raises(UsageError, match="unknown LoRA target"):
         flops.forward_flops(TINY, 3, lora=flops.LoraSpec(rank=1, targets=["nope"]))
 
 
@@ -132,10 +133,11 @@ def test_from_hf_config(tmp_path):
         "num_key_value_heads": 2,
         "vocab_size": 151936,
         "tie_word_embeddings": True,
+        "max_position_embeddings": 32768,
     }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     arch = flops.resolve_architecture(str(tmp_path / "config.json"))
     assert arch.model_dump(exclude={"name"}) == flops.PRESETS["qwen2.5-0.5b-instruct"].model_dump(exclude={"name"})
     assert flops.resolve_architecture("Qwen/Qwen2.5-0.5B-Instruct").name == "Qwen2.5-0.5B-Instruct"
-    with pytest.raises(Exception, match="unknown model"):
+    with pytest.raises(UsageError, match="unknown model"):
         flops.resolve_architecture("no-such-model")

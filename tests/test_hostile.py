@@ -17,13 +17,13 @@ torch = pytest.importorskip("torch")
 
 from typer.testing import CliRunner  # noqa: E402
 
-from lvtime import checkpoints, data, folders, training  # noqa: E402
+from lvtime import checkpoints, data, folders, layout  # noqa: E402
 from lvtime import sweep as sw  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 from lvtime.config import FinetuneConfig  # noqa: E402
 from lvtime.errors import Interrupted, LedgerError, ModelError, TrainingError, UsageError  # noqa: E402
+from lvtime.finetune_run import finetune  # noqa: E402
 from lvtime.ledger import Ledger  # noqa: E402
-from lvtime.runs import finetune  # noqa: E402
 
 runner = CliRunner()
 TINY = ["--model", "tiny-qwen2", "--context", "32", "--batch-size", "2", "--val-series", "2", "--quiet"]
@@ -187,7 +187,7 @@ def test_a_sweep_never_writes_into_someone_elses_folder(h5, tmp_path, monkeypatc
     foreign.mkdir()
     (foreign / "results.csv").write_text("mine")
     before = snapshot(tmp_path)
-    args = ["sweep", str(h5), "--model", "tiny-qwen2", "--ranks", "2", "--steps", "1", "--out"]
+    args = ["sweep", str(h5), "--model", "tiny-qwen2", "--rank", "2", "--steps", "1", "--out"]
     r = runner.invoke(app, [*args, str(foreign)])
     assert "is not an lvtime sweep folder" in one_line_error(r, 2)
     assert snapshot(tmp_path) == before and not (foreign / folders.MARKER).exists()
@@ -441,7 +441,7 @@ def test_fit_budget_with_nothing_that_fits_exits_3(h5, tmp_path):
         [
             "sweep",
             str(h5),
-            "--ranks",
+            "--rank",
             "2",
             "--steps",
             "1",
@@ -597,10 +597,10 @@ def test_markdown_export_escapes_labels():
 
 
 def test_resume_after_kill_drops_the_redone_metrics_rows(tmp_path):
-    path = tmp_path / "metrics.jsonl"
+    path = tmp_path / layout.METRICS_LOG
     rows = [{"step": 0, "val_loss": 1.0}, {"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.5}, {"step": 3, "loss": 1.2}]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"step": 4, "lo')
-    training.trim_metrics(path, 2)
+    layout.trim_metrics(tmp_path, 2)
     assert [json.loads(x)["step"] for x in path.read_text().splitlines()] == [0, 1, 2]
 
 

@@ -124,8 +124,11 @@ def test_ledger_export_never_overwrites_the_ledger_or_notes(tmp_path, notes):
     assert r.exit_code == 2 and notes.read_text() == "precious\n"
     table = tmp_path / "flops.csv"
     assert run("ledger", "export", "--ledger", ledger, "--format", "csv", "-o", table).exit_code == 0
-    assert run("ledger", "export", "--ledger", ledger, "-o", table, "--force").exit_code == 0
+    assert run("ledger", "export", "--ledger", ledger, "--format", "md", "-o", table, "--force").exit_code == 0
     assert table.read_text().startswith("FLOP budget:")
+    # without --format, the extension chooses: a .csv file gets CSV
+    assert run("ledger", "export", "--ledger", ledger, "-o", table, "--force").exit_code == 0
+    assert table.read_text().startswith("experiment,kind,status")
 
 
 def test_a_failed_write_keeps_the_old_file(tmp_path):

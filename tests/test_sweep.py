@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from lvtime import sweep as sw
 from lvtime.cli import app
-from lvtime.errors import BudgetError, Interrupted
+from lvtime.errors import BudgetError, Interrupted, UsageError
 from lvtime.ledger import Ledger
 
 runner = CliRunner()
@@ -28,9 +28,9 @@ def test_grid_runs_ranks_writes_results_then_skips(h5, tmp_path):
         str(h5),
         "--model",
         "tiny-qwen2",
-        "--ranks",
+        "--rank",
         "2,4",
-        "--lrs",
+        "--lr",
         "1e-4,1e-3",
         "--steps",
         "2",
@@ -38,6 +38,8 @@ def test_grid_runs_ranks_writes_results_then_skips(h5, tmp_path):
         "2",
         "--batch-size",
         "2",
+        "--context",
+        "32",
         "--out",
         str(tmp_path / "sweep"),
         "--quiet",
@@ -110,10 +112,10 @@ def test_interrupted_sweep_resumes(h5, tmp_path):
 def test_config_file_validation(tmp_path):
     bad = tmp_path / "s.json"
     bad.write_text(json.dumps({"grid": {"nonsense": [1]}}))
-    with pytest.raises(Exception, match="not a finetune option"):
+    with pytest.raises(UsageError, match="not a finetune option"):
         sw.load_sweep_config(bad)
     bad.write_text("{")
-    with pytest.raises(Exception, match="invalid JSON"):
+    with pytest.raises(UsageError, match="invalid JSON"):
         sw.load_sweep_config(bad)
 
 
@@ -125,9 +127,9 @@ def test_finetune_command_reproduces_config():
 
 
 def test_set_validates_option_names(h5, tmp_path):
-    r = runner.invoke(app, ["sweep", str(h5), "--ranks", "2", "--set", "bogus=1", "--dry-run"])
+    r = runner.invoke(app, ["sweep", str(h5), "--rank", "2", "--set", "bogus=1", "--dry-run"])
     assert r.exit_code == 2 and "--set" in r.output
-    r = runner.invoke(app, ["sweep", str(h5), "--ranks", "2", "--config", "x.json", "--dry-run"])
+    r = runner.invoke(app, ["sweep", str(h5), "--rank", "2", "--config", "x.json", "--dry-run"])
     assert r.exit_code == 2
 
 
@@ -158,7 +160,7 @@ def test_best_command_reproduces_every_finetune_option(h5, tmp_path):
     cfg = FinetuneConfig(
         data=str(h5), model="tiny-qwen2", out=str(tmp_path / "x"), rank=3, lora_alpha=5.5, lora_dropout=0.1,
         targets=["q_proj", "k_proj"], lr=0.0123456789, steps=7, batch_size=6, grad_accum=2, context=40,
-        weight_decay=0.01, schedule="cosine", warmup_steps=2, clip_grad=0.5, seed=3, decimals=3, alpha_mode="global",
+        weight_decay=0.01, schedule="cosine", warmup=2, clip_grad=0.5, seed=3, decimals=3, alpha_mode="global",
         alpha_from="history", history=6, window_starts="steps", split_scheme="random", train_series=5, val_series=2,
         eval_every=3, save_every=2, keep_checkpoints=3, head="numeric", device="cpu", dtype="float32", compile=True,
         convention="exact",
@@ -197,7 +199,7 @@ def test_printed_commands_run_by_a_shell_are_collected_without_rerunning(h5, tmp
     import sys
 
     # one configuration (each printed command is a process that loads torch): finetune && forecast
-    args = ["sweep", str(h5), "--model", "tiny-qwen2", "--ranks", "2", "--lrs", "1e-3", "--steps", "2"]
+    args = ["sweep", str(h5), "--model", "tiny-qwen2", "--rank", "2", "--lr", "1e-3", "--steps", "2"]
     args += ["--val-series", "2", "--batch-size", "2", "--set", "context=32", "--rank-by", "forecast"]
     args += ["--forecast-series", "2"]
     args += ["--out", str(tmp_path / "sweep")]

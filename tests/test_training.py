@@ -19,10 +19,10 @@ from typer.testing import CliRunner  # noqa: E402
 from lvtime import checkpoints, data, training, windows  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 from lvtime.config import FinetuneConfig  # noqa: E402
-from lvtime.errors import BudgetError, Interrupted, TrainingError  # noqa: E402
+from lvtime.errors import BudgetError, Interrupted, TrainingError, UsageError  # noqa: E402
+from lvtime.finetune_run import finetune  # noqa: E402
 from lvtime.flops import PRESETS  # noqa: E402
 from lvtime.ledger import Ledger  # noqa: E402
-from lvtime.runs import finetune  # noqa: E402
 
 runner = CliRunner()
 
@@ -82,15 +82,15 @@ def test_end_to_end_run_folder_ledger_and_peft(h5, tmp_path):
         "checkpoints/step-4/state.pt",
     ):
         assert (out / name).exists(), name
-    assert sorted(summary["val_losses"]) == [0, 2, 4]
-    assert summary["val_loss_after"] < summary["val_loss_before"]
+    assert sorted(summary.val_losses) == [0, 2, 4]
+    assert summary.val_loss_after < summary.val_loss_before
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["rank"] == 4 and "torch" in config["versions"]
     (entry,) = Ledger().read().entries
     assert entry.status == "completed" and entry.kind == "finetune"
     # what was spent equals the estimate for the tokens processed: 4 steps + 3 evals
     step = training.step_flops(cfg(h5, out), PRESETS["tiny-qwen2"])
-    n_val = summary["val_windows"]
+    n_val = summary.val_windows
     ev = training.eval_flops(cfg(h5, out), PRESETS["tiny-qwen2"], n_val)
     assert entry.spent_flops == pytest.approx(4 * step + 3 * ev)
     assert entry.estimated_flops == pytest.approx(entry.spent_flops)
@@ -124,7 +124,7 @@ def test_training_loss_falls_on_an_easy_series(tmp_path):
 def test_existing_run_needs_resume_or_force(h5, tmp_path):
     out = tmp_path / "r"
     finetune(cfg(h5, out, steps=1))
-    with pytest.raises(Exception, match="already exists"):
+    with pytest.raises(UsageError, match="already exists"):
         finetune(cfg(h5, out, steps=1))
     finetune(cfg(h5, out, steps=1), force=True)
 
@@ -230,9 +230,9 @@ def test_nan_loss_stops_with_last_good_checkpoint(h5, tmp_path, monkeypatch):
 def test_numeric_head_trains_and_costs_less(h5, tmp_path):
     full = finetune(cfg(h5, tmp_path / "f", steps=2))
     numeric = finetune(cfg(h5, tmp_path / "n", steps=2, head="numeric"))
-    assert numeric["flops_this_invocation"] < full["flops_this_invocation"]
-    assert numeric["val_loss_vocabulary"].startswith("numeric")
-    assert numeric["val_loss_before"] < full["val_loss_before"]  # 14-way vs 151,936-way
+    assert numeric.flops_this_invocation < full.flops_this_invocation
+    assert numeric.val_loss_vocabulary.startswith("numeric")
+    assert numeric.val_loss_before < full.val_loss_before  # 14-way vs 151,936-way
 
 
 @pytest.mark.slow
@@ -315,7 +315,7 @@ def test_two_processes_match_one(h5, tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     two = json.loads((tmp_path / "two" / "summary.json").read_text())
-    assert two["val_loss_after"] == pytest.approx(single["val_loss_after"], rel=1e-4)
+    assert two["val_loss_after"] == pytest.approx(single.val_loss_after, rel=1e-4)
     entries = Ledger().read().entries
     assert len(entries) == 2  # one per run, not one per process
     assert entries[1].spent_flops == pytest.approx(entries[0].spent_flops)
@@ -363,17 +363,17 @@ def test_numeric_head_keeps_ignored_targets_ignored():
 
 
 def test_warmup_then_cosine_schedule_values():
-    cosine = training.lr_lambda(FinetuneConfig(steps=10, warmup_steps=2, schedule="cosine"))
+    cosine = training.lr_lambda(FinetuneConfig(steps=10, warmup=2, schedule="cosine"))
     assert [cosine(s) for s in (0, 1, 2, 6, 10)] == pytest.approx([0.5, 1.0, 1.0, 0.5, 0.0])
-    constant = training.lr_lambda(FinetuneConfig(steps=10, warmup_steps=4))
+    constant = training.lr_lambda(FinetuneConfig(steps=10, warmup=4))
     assert [constant(s) for s in (0, 3, 4, 9)] == pytest.approx([0.25, 1.0, 1.0, 1.0])
 
 
 def _tiny_run(h5, out, **kw):
-    from lvtime import runs
+    from lvtime import finetune_run
 
     cfg = FinetuneConfig(data=str(h5), model="tiny-qwen2", out=str(out), context=32, val_series=2, lr=1e-2, **kw)
-    return runs.finetune(cfg)
+    return finetune_run.finetune(cfg)
 
 
 def test_gradient_accumulation_equals_one_big_batch(h5, tmp_path):
@@ -381,7 +381,7 @@ def test_gradient_accumulation_equals_one_big_batch(h5, tmp_path):
 
     whole = _tiny_run(h5, tmp_path / "whole", steps=2, batch_size=4, grad_accum=1)
     split = _tiny_run(h5, tmp_path / "split", steps=2, batch_size=4, grad_accum=2)
-    assert split["val_loss_after"] == pytest.approx(whole["val_loss_after"], rel=1e-5)
+    assert split.val_loss_after == pytest.approx(whole.val_loss_after, rel=1e-5)
     a = load_file(tmp_path / "whole" / "final" / "adapter_model.safetensors")
     b = load_file(tmp_path / "split" / "final" / "adapter_model.safetensors")
     assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
@@ -390,7 +390,7 @@ def test_gradient_accumulation_equals_one_big_batch(h5, tmp_path):
 
 def test_bfloat16_training_runs_with_a_finite_loss(h5, tmp_path):
     summary = _tiny_run(h5, tmp_path / "bf16", steps=2, batch_size=2, dtype="bfloat16")
-    assert math.isfinite(summary["val_loss_after"]) and summary["steps"] == 2
+    assert math.isfinite(summary.val_loss_after) and summary.steps == 2
     config = json.loads((tmp_path / "bf16" / "config.json").read_text())
     assert config["config"]["dtype"] == "bfloat16"
 

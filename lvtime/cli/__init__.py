@@ -20,8 +20,8 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     )
 
 from lvtime import __version__, signals
-from lvtime.cli import budget, codec, dataset, forecast, sweeps, train
-from lvtime.errors import LvtimeError
+from lvtime.cli import budget, codec, dataset, finetune, forecast, sweeps
+from lvtime.errors import Interrupted, LvtimeError
 
 
 def _error(message: str) -> None:
@@ -38,6 +38,9 @@ class _Group(TyperGroup):
             rv = super().invoke(ctx)
             signals.check()  # a Ctrl-C / SIGTERM whose exception Python swallowed still counts
             return rv
+        except Interrupted as exc:  # a requested stop, work saved: not an error
+            print(f"lvtime: {exc}", file=sys.stderr)
+            ctx.exit(exc.exit_code)
         except LvtimeError as exc:
             _error(str(exc))
             ctx.exit(exc.exit_code)
@@ -99,7 +102,7 @@ def _root(
 codec.register(app)
 dataset.register(app)
 budget.register(app)
-train.register(app)
+finetune.register(app)
 forecast.register(app)
 sweeps.register(app)
 

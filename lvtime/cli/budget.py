@@ -8,9 +8,18 @@ from pathlib import Path
 
 import typer
 
-from lvtime.cli.output import LEDGER_HELP, console, flops_str, parse_ints, pct, print_json
+from lvtime.cli import options
+from lvtime.cli.output import console, flops_str, pct, print_json
+from lvtime.config import (
+    FlopsOptions,
+    JsonFlag,
+    LedgerAddOptions,
+    LedgerExportOptions,
+    LedgerFlag,
+    LedgerInitOptions,
+    LedgerSettleOptions,
+)
 from lvtime.errors import UsageError
-from lvtime.flops import DEFAULT_TARGETS
 
 ledger_app = typer.Typer(
     help="Show the FLOP budget ledger (entries, spent, reserved, remaining); subcommands manage it.",
@@ -24,69 +33,53 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ledger_app, name="ledger")
 
 
-def current_budget(ledger_path: Path | None) -> float:
+def current_budget(ledger_path: str | None) -> float:
     from lvtime.ledger import Ledger
 
     return Ledger(ledger_path).budget()
 
 
-def flops(
-    seq: int = typer.Option(512, "--seq", min=1, help="Tokens per sequence (prompt length in generate mode)."),
-    batch: int = typer.Option(4, "--batch", min=1, help="Sequences per pass / optimizer step."),
-    steps: int = typer.Option(1, "--steps", min=0, help="Optimizer steps (train) or passes (forward)."),
-    rank: int = typer.Option(4, "--rank", min=0, help="LoRA rank (0: no LoRA)."),
-    targets: str = typer.Option(",".join(DEFAULT_TARGETS), help="LoRA target modules, comma-separated."),
-    mode: str = typer.Option("train", help="forward, train or generate."),
-    new_tokens: int = typer.Option(0, "--new-tokens", min=0, help="Tokens to generate (generate mode)."),
-    convention: str = typer.Option("coursework", help="coursework, exact or 2mnk (docs/flops.md)."),
-    model: str = typer.Option("qwen2.5-0.5b-instruct", help="Preset name, config.json or model folder."),
-    head: str = typer.Option("full", help="Output head: full vocabulary or numeric (LLMTIME tokens only)."),
-    breakdown: bool = typer.Option(True, "--breakdown/--no-breakdown", help="Per-component table."),
-    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
-) -> None:
+@options.command(FlopsOptions)
+def flops(given: options.Given) -> None:
     """Estimate the FLOPs of a forward pass, a training run or a generation.
 
     Examples:\n
       lvtime flops --seq 768\n
-      lvtime flops --seq 512 --batch 4 --steps 600 --rank 8\n
-      lvtime flops --mode generate --seq 550 --new-tokens 550 --batch 100
+      lvtime flops --context 512 --batch-size 4 --steps 600 --rank 8\n
+      lvtime flops --mode generate --seq 550 --new-tokens 550 --batch-size 100
     """
     from lvtime.flops import TRAIN_MULTIPLIER, LoraSpec, forward_flops, generate_flops, resolve_architecture
     from lvtime.flops import total as sum_flops
     from lvtime.llmtime import head_vocab
 
-    if mode not in ("forward", "train", "generate"):
-        raise UsageError(f"--mode must be forward, train or generate, not {mode!r}")
-    arch = resolve_architecture(model)
-    hv = head_vocab(head)
+    o = given.build(FlopsOptions)
+    arch = resolve_architecture(o.model)
+    hv = head_vocab(o.head)
     lora = None
-    if rank > 0 and mode != "generate":  # generation runs on a merged adapter
-        lora = LoraSpec(rank=rank, targets=[t for t in targets.split(",") if t])
-    kw = dict(lora=lora, convention=convention, head_vocab=hv)
-    if mode == "generate":
-        if new_tokens < 1:
+    if o.rank > 0 and o.mode != "generate":  # generation runs on a merged adapter
+        lora = LoraSpec(rank=o.rank, targets=o.targets)
+    kw = dict(lora=lora, convention=o.convention, head_vocab=hv)
+    if o.mode == "generate":
+        if o.new_tokens < 1:
             raise UsageError("--mode generate needs --new-tokens >= 1")
-        components = forward_flops(arch, seq, batch, head_positions=1, **kw)
-        gen = generate_flops(arch, seq, new_tokens, batch, convention=convention, head_vocab=hv)
+        components = forward_flops(arch, o.context, o.batch_size, head_positions=1, **kw)
+        gen = generate_flops(arch, o.context, o.new_tokens, o.batch_size, convention=o.convention, head_vocab=hv)
         run = gen["total"]
     else:
-        components = forward_flops(arch, seq, batch, **kw)
+        components = forward_flops(arch, o.context, o.batch_size, **kw)
         gen = None
     fwd = sum_flops(components)
     step = TRAIN_MULTIPLIER * fwd
-    if mode == "train":
-        run = steps * step
-    elif mode == "forward":
-        run = steps * fwd
-    budget = current_budget(ledger)
+    if o.mode != "generate":
+        run = o.steps * (step if o.mode == "train" else fwd)
+    budget = current_budget(o.ledger)
     result = {
         "model": arch.name,
-        "convention": convention,
-        "mode": mode,
-        "seq": seq,
-        "batch": batch,
-        "steps": steps,
+        "convention": o.convention,
+        "mode": o.mode,
+        "seq": o.context,
+        "batch": o.batch_size,
+        "steps": o.steps,
         "lora": lora.model_dump() if lora else None,
         "head_vocab": hv or arch.vocab_size,
         "components": components,
@@ -97,11 +90,11 @@ def flops(
         "budget_fraction": run / budget,
     }
     if gen:
-        result.update(new_tokens=new_tokens, prefill=gen["prefill"], decode=gen["decode"])
-    if as_json:
+        result.update(new_tokens=o.new_tokens, prefill=gen["prefill"], decode=gen["decode"])
+    if o.as_json:
         print_json(result)
         return
-    if breakdown:
+    if o.breakdown:
         _print_breakdown(result)
     _print_cost(result)
 
@@ -142,20 +135,17 @@ def _print_cost(r: dict) -> None:
 
 
 @ledger_app.callback()
-def ledger_show(
-    ctx: typer.Context,
-    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
-) -> None:
+@options.command(JsonFlag, LedgerFlag)
+def ledger_show(given: options.Given) -> None:
     """Show entries and totals (spent, reserved, remaining). Stale = its process died."""
-    if ctx.invoked_subcommand is not None:
+    if given.ctx is not None and given.ctx.invoked_subcommand is not None:
         return
     from lvtime.ledger import Ledger
 
-    lg = Ledger(ledger)
+    o, lg = given.build(JsonFlag), Ledger(given.build(LedgerFlag).ledger)
     data = lg.read()
     totals = data.totals()
-    if as_json:
+    if o.as_json:
         entries = [{**e.model_dump(mode="json"), "stale": e.is_stale()} for e in data.entries]
         print_json({"path": str(lg.path), "exists": lg.exists(), **totals, "entries": entries})
         return
@@ -177,59 +167,49 @@ def ledger_show(
 
 
 @ledger_app.command("init")
-def ledger_init(
-    budget: float = typer.Option(1e17, help="Total FLOP budget."),
-    force: bool = typer.Option(False, "--force", help="Change the budget of a ledger with entries."),
-    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
-) -> None:
+@options.command(LedgerInitOptions)
+def ledger_init(given: options.Given) -> None:
     """Create the ledger (or change its budget). Entries are never deleted."""
     from lvtime.ledger import Ledger
 
-    lg = Ledger(ledger)
-    data = lg.init(budget, force=force)
-    if as_json:
+    o = given.build(LedgerInitOptions)
+    lg = Ledger(o.ledger)
+    data = lg.init(o.budget, force=o.force)
+    if o.as_json:
         print_json({"path": str(lg.path), "budget": data.budget, "entries": len(data.entries)})
     else:
         console.print(f"{lg.path}: budget {flops_str(data.budget)}, {len(data.entries)} entries")
 
 
 @ledger_app.command("add")
-def ledger_add(
-    flops: float = typer.Option(..., "--flops", help="FLOPs spent, e.g. 4.22e15."),
-    label: str = typer.Option(..., "--label", help="What the work was."),
-    steps: str = typer.Option(None, help="Training steps, shown in reports."),
-    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
-) -> None:
+@options.command(LedgerAddOptions)
+def ledger_add(given: options.Given) -> None:
     """Record work done elsewhere (counted as spent)."""
     from lvtime.ledger import Ledger
 
-    config = {"steps": parse_ints(steps, "--steps")[0]} if steps else {}
-    entry = Ledger(ledger).add(flops, label, config=config)
-    if as_json:
+    o = given.build(LedgerAddOptions)
+    config = {"steps": o.steps} if o.steps is not None else {}
+    entry = Ledger(o.ledger).add(o.flops, o.label, config=config)
+    if o.as_json:
         print_json(entry.model_dump(mode="json"))
     else:
-        console.print(f"recorded {flops_str(flops)} FLOPs as {entry.id} ({label})")
+        console.print(f"recorded {flops_str(o.flops)} FLOPs as {entry.id} ({o.label})")
 
 
 @ledger_app.command("settle")
-def ledger_settle(
-    entry_id: str = typer.Argument(..., help="Id of the running entry (see `lvtime ledger`)."),
-    spent: float = typer.Option(None, "--spent", help="FLOPs really spent \\[default: the reservation]."),
-    force: bool = typer.Option(False, "--force", help="Settle an entry started on another host."),
-    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
-) -> None:
+@options.command(LedgerSettleOptions)
+def ledger_settle(given: options.Given) -> None:
     """Close a stale reservation: an entry still `running` whose process is gone.
 
     lvtime checks that the process has ended (on this host) and records the entry as
     `settled`, charging its reservation unless --spent says what was really done.
+    --force settles an entry started on another host.
     """
     from lvtime.ledger import Ledger
 
-    entry = Ledger(ledger).settle(entry_id, spent, force=force)
-    if as_json:
+    o = given.build(LedgerSettleOptions)
+    entry = Ledger(o.ledger).settle(o.entry_id, o.spent, force=o.force)
+    if o.as_json:
         print_json(entry.model_dump(mode="json"))
     else:
         console.print(f"settled {entry.id} ({entry.label}): {flops_str(entry.spent_flops)} FLOPs counted")
@@ -241,45 +221,47 @@ def _md_cell(text) -> str:
 
 
 @ledger_app.command("export")
-def ledger_export(
-    fmt: str = typer.Option("md", "--format", help="md or csv."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it holds an lvtime ledger table."),
-    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-) -> None:
-    """Write the per-experiment FLOP table a report needs."""
+@options.command(LedgerExportOptions)
+def ledger_export(given: options.Given) -> None:
+    """Write the per-experiment FLOP table a report needs (Markdown or CSV: --format,
+    else the extension of --out)."""
     from lvtime import outfiles
     from lvtime.ledger import Ledger, report_rows
 
+    o = given.build(LedgerExportOptions)
+    out = Path(o.out) if o.out else None
     if out is not None:
-        outfiles.check(out, force, "ledger-table")
-    if fmt not in ("md", "csv"):
-        raise UsageError(f"--format must be md or csv, not {fmt!r}")
-    data = Ledger(ledger).read()
-    rows = report_rows(data)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-        text = buf.getvalue()
-    else:
-        lines = [
-            f"FLOP budget: {flops_str(data.budget)}",
-            "",
-            "| Experiment | Status | Steps | FLOPs | % of budget | Cumulative |",
-            "|---|---|---:|---:|---:|---:|",
-        ]
-        for r in rows:
-            bold = "**" if not r["kind"] else ""
-            cum = flops_str(r["cumulative"]) if r["cumulative"] != "" else ""
-            lines.append(
-                f"| {bold}{_md_cell(r['experiment'])}{bold} | {r['status']} | {_md_cell(r['steps'])} | "
-                f"{flops_str(r['flops'])} | {r['percent']:.2f}% | {cum} |"
-            )
-        text = "\n".join(lines) + "\n"
+        outfiles.check(out, o.force, "ledger-table")
+    fmt = o.format or ("csv" if out is not None and out.suffix.lower() == ".csv" else "md")
+    data = Ledger(o.ledger).read()
+    text = _csv(report_rows(data)) if fmt == "csv" else _markdown(report_rows(data), data.budget)
     if out:
         outfiles.write_text(out, text)
         console.print(f"wrote {out}")
     else:
         print(text, end="")
+
+
+def _csv(rows: list[dict]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def _markdown(rows: list[dict], budget: float) -> str:
+    lines = [
+        f"FLOP budget: {flops_str(budget)}",
+        "",
+        "| Experiment | Status | Steps | FLOPs | % of budget | Cumulative |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        bold = "**" if not r["kind"] else ""
+        cum = flops_str(r["cumulative"]) if r["cumulative"] != "" else ""
+        lines.append(
+            f"| {bold}{_md_cell(r['experiment'])}{bold} | {r['status']} | {_md_cell(r['steps'])} | "
+            f"{flops_str(r['flops'])} | {r['percent']:.2f}% | {cum} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import typer
 
-from lvtime.cli.output import console, parse_floats, print_json, to_json
+from lvtime.cli import options
+from lvtime.cli.output import console, print_json, to_json
+from lvtime.config import DEFAULT_DATA_FILE, DecodeOptions, EncodeOptions
 from lvtime.errors import UsageError
 
 
@@ -18,25 +18,8 @@ def register(app: typer.Typer) -> None:
     app.command("decode")(decode)
 
 
-def encode(
-    data: Path = typer.Argument(None, help="HDF5 dataset (default: lotka_volterra_data.h5 in the working directory)."),
-    series: list[int] = typer.Option(None, "--series", "-s", help="Series index; repeatable."),
-    split: str = typer.Option(None, help="Encode a whole split: train, val or test."),
-    all_series: bool = typer.Option(False, "--all", help="Encode every series."),
-    prey: str = typer.Option(None, help="Inline prey values, comma-separated."),
-    predator: str = typer.Option(None, help="Inline predator values, comma-separated."),
-    steps: int = typer.Option(None, min=1, help="Encode only the first N timesteps."),
-    decimals: int = typer.Option(2, min=0, max=8, help="Digits after the decimal point."),
-    alpha: float = typer.Option(None, help="Use this scale instead of computing one."),
-    global_alpha: bool = typer.Option(
-        False, "--global-alpha", help="One alpha for the dataset, from its training split."
-    ),
-    tokens: bool = typer.Option(False, "--tokens", help="Also print Qwen2.5 token ids."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON document on stdout."),
-    jsonl: bool = typer.Option(False, "--jsonl", help="One JSON object per series per line."),
-    out: Path = typer.Option(None, "--out", "-o", help="Write to this file instead of stdout."),
-    force: bool = typer.Option(False, "--force", help="Replace --out if it holds lvtime encode output."),
-) -> None:
+@options.command(EncodeOptions)
+def encode(given: options.Given) -> None:
     """Turn series into LLMTIME text (and token ids with --tokens).
 
     Examples:\n
@@ -46,62 +29,58 @@ def encode(
     """
     from lvtime import llmtime, outfiles
 
-    if out is not None:
-        outfiles.check(out, force, "encoding")  # before reading a dataset
-    if alpha is not None:
-        _check_alpha(alpha)
-    if global_alpha and (prey is not None or alpha is not None):
-        raise UsageError("--global-alpha needs a dataset and no --alpha")
-    names, arrays, train_alpha = _select(data, series, split, all_series, prey, predator, global_alpha)
-    if steps is not None:
-        arrays = arrays[:, :steps]
-    fixed_alpha = alpha if alpha is not None else (train_alpha if global_alpha else None)
-    texts, alphas = llmtime.encode_batch(arrays, fixed_alpha, decimals)
+    o = given.build(EncodeOptions)
+    if o.out is not None:
+        outfiles.check(o.out, o.force, "encoding")  # before reading a dataset
+    if o.as_json and o.jsonl:
+        raise UsageError("choose one of --json and --jsonl")
+    if o.alpha_mode == "global" and (o.prey or o.alpha is not None):
+        raise UsageError("--alpha-mode global needs a dataset and no --alpha")
+    names, arrays, train_alpha = _select(o)
+    if o.steps is not None:
+        arrays = arrays[:, : o.steps]
+    fixed_alpha = o.alpha if o.alpha is not None else train_alpha
+    texts, alphas = llmtime.encode_batch(arrays, fixed_alpha, o.decimals)
     records = [
         {"series": name, "alpha": float(a), "steps": int(arr.shape[0]), "text": text}
         for name, a, arr, text in zip(names, alphas, arrays, texts, strict=True)
     ]
-    if tokens:
+    if o.tokens:
         from lvtime.tokenizer import fast_qwen_tokenizer
 
         tok = fast_qwen_tokenizer()
         for rec, enc in zip(records, tok.encode_batch(texts), strict=True):
             rec["token_ids"] = enc.ids
             rec["n_tokens"] = len(enc.ids)
-    _write(records, as_json, jsonl, out)
+    _write(records, o.as_json, o.jsonl, Path(o.out) if o.out else None)
 
 
-def _select(data, series, split, all_series, prey, predator, want_global_alpha=False):
-    """Resolve the input flags to (names, (N, T, 2) array, training-split alpha or None)."""
+def _select(o: EncodeOptions):
+    """Resolve the input options to (names, (N, T, 2) array, training-split alpha or None)."""
+    import numpy as np
+
     from lvtime import data as lvdata
 
-    if prey is not None or predator is not None:
-        if prey is None or predator is None:
+    if o.prey or o.predator:
+        if not (o.prey and o.predator):
             raise UsageError("--prey and --predator go together")
-        if data is not None or series or split or all_series:
+        if o.data is not None or o.series or o.split or o.all_series:
             raise UsageError("inline --prey/--predator cannot be combined with a dataset")
-        x = parse_floats(prey, "--prey")
-        y = parse_floats(predator, "--predator")
-        if len(x) != len(y) or not x:
-            raise UsageError(f"--prey has {len(x)} values and --predator {len(y)}; need equal > 0")
-        arr = np.array([x, y], dtype=np.float64).T[None]
-        if not np.isfinite(arr).all():
-            raise UsageError("inline values must be finite")
-        return ["inline"], arr, None
-    chosen = sum([bool(series), split is not None, all_series])
+        if len(o.prey) != len(o.predator):
+            raise UsageError(f"--prey has {len(o.prey)} values and --predator {len(o.predator)}; need equal > 0")
+        return ["inline"], np.array([o.prey, o.predator], dtype=np.float64).T[None], None
+    chosen = sum([bool(o.series), o.split is not None, o.all_series])
     if chosen != 1:
         raise UsageError("choose exactly one of --series, --split, --all (or --prey/--predator)")
-    ds = lvdata.load_dataset(data or lvdata.DEFAULT_DATA_FILE)
-    idx = lvdata.select_series(ds.n_series, series=series, split=split)
-    g_alpha = lvdata.training_alpha(ds) if want_global_alpha else None
+    ds = lvdata.load_dataset(o.data or DEFAULT_DATA_FILE)
+    idx = lvdata.select_series(ds.n_series, series=o.series, split=o.split)
+    g_alpha = lvdata.training_alpha(ds) if o.alpha_mode == "global" else None
     return [int(i) for i in idx], ds.trajectories[idx], g_alpha
 
 
 def _write(records: list[dict], as_json: bool, jsonl: bool, out: Path | None) -> None:
     from lvtime import outfiles
 
-    if as_json and jsonl:
-        raise UsageError("choose one of --json and --jsonl")
     if as_json or jsonl:
         if jsonl:
             text = "".join(to_json(r, indent=None) + "\n" for r in records)
@@ -126,14 +105,8 @@ def _write(records: list[dict], as_json: bool, jsonl: bool, out: Path | None) ->
             console.print(str(r["token_ids"]), soft_wrap=True)
 
 
-def decode(
-    text: str = typer.Argument(..., help="LLMTIME text, or - to read stdin."),
-    alpha: float = typer.Option(1.0, help="Scale the text was encoded with."),
-    decimals: int = typer.Option(
-        2, min=0, max=8, help="Digits expected after the point (truncated numbers are dropped)."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
-) -> None:
+@options.command(DecodeOptions)
+def decode(given: options.Given) -> None:
     """Turn LLMTIME text back into prey and predator values.
 
     Tolerant of model output: steps that do not parse are dropped and reported,
@@ -141,7 +114,8 @@ def decode(
     """
     from lvtime import llmtime
 
-    _check_alpha(alpha)
+    o = given.build(DecodeOptions)
+    text, alpha, decimals, as_json = o.text, o.alpha, o.decimals, o.as_json
     if text == "-":
         text = sys.stdin.read()
     result = llmtime.decode(text, alpha=alpha, decimals=decimals)
@@ -177,8 +151,3 @@ def decode(
 
 
 TABLE_ROWS = 20
-
-
-def _check_alpha(alpha: float) -> None:
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise UsageError(f"--alpha must be positive and finite, not {alpha}")

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
-import typing
-from pathlib import Path
-
 import typer
 
-from lvtime.cli.output import LEDGER_HELP, build, console, err_console, field_option, flops_str, pct, print_json
-from lvtime.config import DEFAULT_MODEL
-from lvtime.data import DEFAULT_DATA_FILE
+from lvtime.cli import options
+from lvtime.cli.output import console, err_console, flops_str, pct, print_json
+from lvtime.config import ForecastConfig, RunFlags
+from lvtime.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
@@ -18,142 +15,53 @@ def register(app: typer.Typer) -> None:
     app.command("forecast")(forecast)
 
 
-def _options():
-    """The options both commands share, as Typer defaults (one definition, two commands);
-    defaults, help, bounds and choices come from ForecastConfig."""
-    from lvtime.config import ForecastConfig
-
-    def opt(name: str, *flags: str, **overrides):
-        return field_option(ForecastConfig, name, *flags, **overrides)
-
-    shared = ("split", "limit", "history", "horizon", "decimals", "int_digits", "batch_size", "num_samples")
-    shared += ("temperature", "top_p", "seed", "device", "dtype", "convention", "plot_series")
-    return dict(
-        data=typer.Argument(None, help="HDF5 dataset (default: ./lotka_volterra_data.h5)."),
-        series=opt("series", "--series", "-s", default=None),
-        **{name: opt(name) for name in shared},
-        out=opt("out", "--out", "-o"),
-        references=opt(
-            "references",
-            default="last_value,linear,seasonal,ode",
-            help="Reference forecasts scored beside the model, comma-separated, or none. "
-            "ode fits the predator-prey equations to each history: the physical limit.",
-        ),
-        force=typer.Option(False, "--force", help="Replace an --out folder that lvtime made."),
-        label=typer.Option(None, help="Ledger label (default: kind, model or run, series)."),
-        dry_run=typer.Option(False, "--dry-run", help="Print the plan and cost; load no weights."),
-        allow_over_budget=typer.Option(False, "--allow-over-budget", help="Run even if over budget."),
-        ledger=typer.Option(None, "--ledger", help=LEDGER_HELP),
-        quiet=typer.Option(False, "--quiet", "-q", help="No progress bar."),
-        as_json=typer.Option(False, "--json", help="JSON on stdout."),
-    )
-
-
-_O = _options()
-
-
-def baseline(
-    data: Path = _O["data"],
-    model: str = typer.Option(DEFAULT_MODEL, help="Hub id, folder, .gguf or preset."),
-    series: list[int] = _O["series"],
-    split: str = _O["split"],
-    limit: int = _O["limit"],
-    history: int = _O["history"],
-    horizon: int = _O["horizon"],
-    decimals: int = _O["decimals"],
-    int_digits: int = _O["int_digits"],
-    batch_size: int = _O["batch_size"],
-    num_samples: int = _O["num_samples"],
-    temperature: float = _O["temperature"],
-    top_p: float = _O["top_p"],
-    seed: int = _O["seed"],
-    device: str = _O["device"],
-    dtype: str = _O["dtype"],
-    convention: str = _O["convention"],
-    out: Path = _O["out"],
-    plot_series: int = _O["plot_series"],
-    references: str = _O["references"],
-    force: bool = _O["force"],
-    label: str = _O["label"],
-    dry_run: bool = _O["dry_run"],
-    allow_over_budget: bool = _O["allow_over_budget"],
-    ledger: Path = _O["ledger"],
-    quiet: bool = _O["quiet"],
-    as_json: bool = _O["as_json"],
-) -> None:
-    """Zero-shot forecasts of the untrained model, scored against the truth.
+@options.command(ForecastConfig, RunFlags, skip=("adapter",))
+def baseline(given: options.Given) -> None:
+    """Zero-shot forecasts of the untrained model, scored against the truth and the
+    reference forecasts on the same series.
 
     Example:\n
       lvtime baseline --model smollm2-135m-instruct --split test --out runs/baseline
     """
-    _run(locals(), adapter=None)
+    _run(given, adapter=None)
 
 
-def forecast(**args) -> None:
-    """Forecasts with a fine-tuned LoRA adapter (merged for speed), scored against the truth.
+@options.command(ForecastConfig, RunFlags)
+def forecast(given: options.Given) -> None:
+    """Forecasts with a fine-tuned LoRA adapter (merged for speed), scored against the
+    truth and the reference forecasts on the same series.
 
     Example:\n
       lvtime forecast --adapter runs/r8/final --split test --out runs/r8/forecast
     """
-    _run(args, adapter=str(args.pop("adapter")))
+    if "adapter" not in given:
+        raise UsageError("forecast needs --adapter (e.g. runs/NAME/final); `lvtime baseline` forecasts without one")
+    _run(given, adapter=given.get("adapter"))
 
 
-def _forecast_signature() -> inspect.Signature:
-    """baseline's options, plus --adapter, with the model defaulting to the adapter's."""
-    params = []
-    for p in inspect.signature(baseline).parameters.values():
-        if p.name == "model":
-            p = p.replace(default=typer.Option(None, help="Base model (default: the adapter's)."))
-        params.append(p)
-        if p.name == "data":
-            adapter = typer.Option(..., "--adapter", "-a", help="LoRA adapter folder (e.g. runs/NAME/final).")
-            params.append(inspect.Parameter("adapter", p.kind, default=adapter, annotation=Path))
-    return inspect.Signature(params, return_annotation=None)
-
-
-# what Typer reads: one option list for two commands
-forecast.__signature__ = _forecast_signature()
-forecast.__annotations__ = {**typing.get_type_hints(baseline), "adapter": Path}
-
-
-def _run(args: dict, adapter: str | None) -> None:
+def _run(given: options.Given, adapter: str | None) -> None:
     from lvtime import forecast_run
     from lvtime.ledger import Ledger
 
-    lg = Ledger(args["ledger"])
-    settings = _settings(args, adapter)
-    as_json = args["as_json"]
-    if args["dry_run"]:
-        _print_dry_run(forecast_run.plan(settings, lg), settings, as_json)
+    flags = given.build(RunFlags)
+    settings = given.build(ForecastConfig, adapter=adapter)
+    lg = Ledger(flags.ledger)
+    if flags.dry_run:
+        forecast_run.check_out_dir(settings, lg, flags.force)  # a dry run refuses what the run would
+        _print_dry_run(forecast_run.plan(settings, lg), settings, flags.as_json)
         return
-    bar, on_plan, on_batch = _progress(settings.num_samples, show=not args["quiet"] and not as_json)
+    bar, on_plan, on_batch = _progress(settings.num_samples, show=not flags.quiet and not flags.as_json)
     try:
         report = forecast_run.run(
-            settings, lg, args["allow_over_budget"], on_batch, on_plan=on_plan, label=args["label"], force=args["force"]
+            settings, lg, flags.allow_over_budget, on_batch, on_plan=on_plan, label=flags.label, force=flags.force
         )
     finally:
         if bar and bar.live.is_started:
             bar.stop()
-    if as_json:
+    if flags.as_json:
         print_json(report)
         return
     _print_report(report, lg.budget())
-
-
-def _settings(args: dict, adapter: str | None):
-    """ForecastConfig from the command's options (its fields, by name)."""
-    from lvtime.config import ForecastConfig
-
-    values = {k: v for k, v in args.items() if k in ForecastConfig.model_fields}
-    references = args["references"].strip()
-    values.update(
-        data=str(args["data"] or DEFAULT_DATA_FILE),
-        adapter=adapter,
-        series=list(args["series"] or []),
-        out=str(args["out"]) if args["out"] else None,
-        references=[] if references == "none" else [r for r in references.split(",") if r],
-    )
-    return build(ForecastConfig, **values)
 
 
 def _print_dry_run(p: dict, settings, as_json: bool) -> None:

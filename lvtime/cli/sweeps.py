@@ -2,111 +2,62 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
+import sys
 
 import typer
 
-from lvtime.cli.output import (
-    LEDGER_HELP,
-    build,
-    console,
-    err_console,
-    flops_str,
-    parse_floats,
-    parse_ints,
-    pct,
-    print_json,
-)
-from lvtime.config import DEFAULT_MODEL
+from lvtime.cli import options
+from lvtime.cli.output import console, err_console, flops_str, pct, print_json
+from lvtime.config import FinetuneConfig, SweepConfig, SweepFlags
 
 
 def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep)
 
 
-def sweep(
-    data: Path = typer.Argument(None, help="HDF5 dataset (default: ./lotka_volterra_data.h5)."),
-    ranks: str = typer.Option(None, help="LoRA ranks, e.g. 2,4,8."),
-    lrs: str = typer.Option(None, help="Learning rates, e.g. 1e-5,5e-5,1e-4."),
-    contexts: str = typer.Option(None, help="Context lengths, e.g. 128,512,768."),
-    steps: int = typer.Option(None, min=0, help="Optimizer steps per run \\[default: 100]."),
-    model: str = typer.Option(None, help=f"Base model \\[default: {DEFAULT_MODEL}]."),
-    batch_size: int = typer.Option(None, "--batch-size", "--batch", min=1, help="Windows per step \\[default: 4]."),
-    head: str = typer.Option(None, help="full or numeric \\[default: full]."),
-    dtype: str = typer.Option(None, help="auto, float32, bfloat16."),
-    device: str = typer.Option(None, help="auto, cpu, cuda, mps."),
-    eval_every: int = typer.Option(None, min=0, help="Validate every N steps."),
-    val_series: int = typer.Option(None, min=1, help="Validation series per evaluation."),
-    train_series: int = typer.Option(None, min=1, help="Training series to use."),
-    seed: int = typer.Option(None, help="Seed for every run."),
-    fix: list[str] = typer.Option(None, "--set", help="Fix any finetune option: --set context=256 (repeatable)."),
-    config: Path = typer.Option(None, "--config", help="sweep.json: {'out', 'base': {...}, 'grid': {...}}."),
-    out: Path = typer.Option(None, "--out", "-o", help="Sweep folder (default: runs/sweep-TIME)."),
-    rank_by: str = typer.Option(
-        None, help="val_loss, or forecast: forecast validation series after each run (charged) and rank by MASE."
-    ),
-    forecast_series: int = typer.Option(None, min=1, help="Validation series forecast per run \\[default: 20]."),
-    fit_budget: bool = typer.Option(False, "--fit-budget", help="Run, in order, what fits the budget."),
-    allow_over_budget: bool = typer.Option(False, "--allow-over-budget", help="Run even if over budget."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan only."),
-    jobs: int = typer.Option(1, "--jobs", "-j", min=1, help="Configurations run at once, each in its own process."),
-    devices: str = typer.Option(
-        None, help="GPUs for --jobs, one per job in turn, e.g. 0,1 \\[default: every visible GPU; none on CPU]."
-    ),
-    print_commands: bool = typer.Option(
-        False, "--print-commands", help="Print one lvtime command line per configuration still to run, run nothing."
-    ),
-    ledger: Path = typer.Option(None, "--ledger", help=LEDGER_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
-    as_json: bool = typer.Option(False, "--json", help="JSON on stdout."),
-) -> None:
+@options.command(SweepConfig, SweepFlags, skip=("base", "grid"), lists_of=FinetuneConfig)
+def sweep(given: options.Given) -> None:
     """Fine-tune every configuration of a grid, within the budget, and rank the results.
 
-    Flags give a grid over rank, lr and context; --set fixes any finetune option and
-    --config sweep.json can sweep or fix any of them. Re-running the same command skips
-    finished runs and resumes an interrupted one. Exit 3 when the grid does not fit (see
-    --fit-budget). --jobs N runs N configurations at once (one GPU, or an equal share of
-    the CPU cores, each); --print-commands prints them for a job array instead, and a
-    later lvtime sweep collects the results.
+    Every finetune option takes a list here: one value fixes it, several sweep it
+    (--rank 2,4,8 --lr 1e-5,1e-4); --config sweep.json can fix or sweep any of them too.
+    Re-running the same command skips finished runs and resumes an interrupted one. Exit
+    3 when the grid does not fit (see --fit-budget). --jobs N runs N configurations at
+    once (one GPU, or an equal share of the CPU cores, each); --print-commands prints them
+    for a job array instead, and a later lvtime sweep collects the results.
 
     Example:\n
-      lvtime sweep --model smollm2-135m-instruct --ranks 2,4,8 --lrs 1e-5,1e-4 --steps 200 --out runs/sweep-rl
+      lvtime sweep --model smollm2-135m-instruct --rank 2,4,8 --lr 1e-5,1e-4 --steps 200 --out runs/sweep-rl
     """
     from lvtime import sweep as sw
     from lvtime.ledger import Ledger
 
-    lg = Ledger(ledger)
-    spec = _grid_spec(config, out, ranks, lrs, contexts)
-    ranking = {"rank_by": rank_by, "forecast_series": forecast_series}
-    spec = build(sw.SweepConfig, **{**spec.model_dump(), **{k: v for k, v in ranking.items() if v is not None}})
-    fixed = dict(data=str(data) if data else None, steps=steps, model=model, batch_size=batch_size, head=head)
-    fixed.update(dtype=dtype, device=device, eval_every=eval_every, val_series=val_series)
-    fixed.update(train_series=train_series, seed=seed)
-    spec.base.update({k: v for k, v in fixed.items() if v is not None})
-    spec.base.update(_parse_sets(fix or []))
-    planned, summary = sw.plan(spec, lg, fit_budget)
-    if print_commands:
-        _print_commands(spec, planned, lg, allow_over_budget, as_json)
+    flags = given.build(SweepFlags)
+    lg = Ledger(flags.ledger)
+    spec = _spec(given, flags)
+    planned, summary = sw.plan(spec, lg, flags.fit_budget)
+    if flags.print_commands:
+        _print_commands(spec, planned, lg, flags.allow_over_budget, flags.as_json)
         return
-    if as_json and dry_run:
+    if flags.as_json and flags.dry_run:
         print_json(_plan_doc(planned, summary))
         return
-    if not as_json:
+    if not flags.as_json:
         _print_plan(planned, summary)
-    if dry_run:
+    if flags.dry_run:
         return
-    sw.check_budget(planned, summary, allow_over_budget)
-    show = not quiet and not as_json
+    sw.check_budget(planned, summary, flags.allow_over_budget)
+    show = not flags.quiet and not flags.as_json
 
     def on_run_start(p) -> None:
-        if show:
-            err_console.print(f"[bold]{p.name}[/] ({'resuming' if p.state == 'resume' else 'new'})")
+        err_console.print(f"[bold]{p.name}[/] ({'resuming' if p.state == 'resume' else 'new'})")
 
-    gpus = _devices(devices, spec, jobs)
-    rows = sw.run(spec, planned, lg, allow_over_budget, on_run_start if show else None, jobs=jobs, devices=gpus)
+    gpus = _devices(flags.devices, spec, flags.jobs)
+    rows = sw.run(
+        spec, planned, lg, flags.allow_over_budget, on_run_start if show else None, jobs=flags.jobs, devices=gpus
+    )
     best = sw.finetune_command(_best_config(planned, rows)) if rows else None
-    if as_json:
+    if flags.as_json:
         print_json({"plan": _plan_doc(planned, summary), "results": rows, "best_command": best})
         return
     _print_results(rows, list(spec.grid), spec.out, spec.rank_by)
@@ -115,29 +66,32 @@ def sweep(
         console.print(best, soft_wrap=True)
 
 
-def _grid_spec(config, out, ranks, lrs, contexts):
-    """The sweep from --config, or from the --ranks/--lrs/--contexts flags."""
+def _spec(given: options.Given, flags: SweepFlags):
+    """The sweep: --config's, then the finetune options given (one value fixes an option,
+    several sweep it) and --set, then the sweep's own options."""
     from lvtime import sweep as sw
     from lvtime.errors import UsageError
 
-    if config:
-        if ranks or lrs or contexts:
-            raise UsageError("give the grid either in --config or with --ranks/--lrs/--contexts, not both")
-        spec = sw.load_sweep_config(config)
-        return spec.model_copy(update={"out": str(out)}) if out else spec
-    grid = {}
-    if ranks:
-        grid["rank"] = parse_ints(ranks, "--ranks")
-    if lrs:
-        grid["lr"] = parse_floats(lrs, "--lrs")
-    if contexts:
-        grid["context"] = parse_ints(contexts, "--contexts")
-    if not grid:
-        raise UsageError("nothing to sweep: give --ranks, --lrs, --contexts or --config")
-    return sw.SweepConfig(out=str(out or Path("runs") / time.strftime("sweep-%Y%m%d-%H%M%S")), grid=grid)
+    spec = sw.load_sweep_config(flags.config) if flags.config else SweepConfig()
+    base, grid = dict(spec.base), dict(spec.grid)
+    for name, source in given.sources.items():
+        if source.model is not FinetuneConfig or name not in given:
+            continue
+        value = given.get(name)
+        several = source.listed and not options.is_list(source.info.annotation)  # a list option's list is one value
+        if several and len(value) > 1:
+            grid[name] = value
+            base.pop(name, None)
+        else:
+            base[name] = value[0] if several else value
+            grid.pop(name, None)
+    base.update(_parse_sets(flags.fix))
+    if not grid and not base:
+        raise UsageError("nothing to sweep: give options several values (e.g. --rank 2,4,8) or --config")
+    return options.build(SweepConfig, **{**spec.model_dump(), **given.of(SweepConfig), "base": base, "grid": grid})
 
 
-def _devices(devices: str | None, spec, jobs: int) -> list[str]:
+def _devices(devices: list[str], spec, jobs: int) -> list[str]:
     """CUDA_VISIBLE_DEVICES entries for the jobs: --devices, else every visible GPU."""
     import re
 
@@ -147,7 +101,7 @@ def _devices(devices: str | None, spec, jobs: int) -> list[str]:
     if jobs == 1:
         return []
     if devices:
-        return [d.strip() for d in devices.split(",") if d.strip()]
+        return devices
     device = str(spec.base.get("device", "auto"))
     if re.fullmatch(r"cuda:\d+", device) or "device" in spec.grid:
         raise UsageError("with --jobs, --devices chooses each job's GPU; set the device to auto or cuda")
@@ -160,9 +114,15 @@ def _print_commands(spec, planned, lg, allow_over_budget: bool, as_json: bool) -
 
     from lvtime import sweep as sw
 
-    todo = [p for p in planned if p.state != "done" and p.planned]
+    todo = [p for p in planned if p.state not in ("done", "busy") and p.planned]
     chains = {p.name: sw.job_commands(spec, p, lg, allow_over_budget) for p in todo}
     sw.open_folder(spec)  # the commands write into it; a later `lvtime sweep` collects it
+    if not todo:
+        busy = sum(p.state == "busy" for p in planned)
+        print(
+            f"lvtime: nothing left to run in {spec.out}" + (f" ({busy} held by running processes)" if busy else ""),
+            file=sys.stderr,
+        )
     if as_json:
         print_json([{"run": name, "commands": [["lvtime", *c] for c in cs]} for name, cs in chains.items()])
         return
@@ -174,7 +134,6 @@ def _parse_sets(items: list[str]) -> dict:
     """``["context=256", "head=numeric"]`` -> ``{"context": 256, "head": "numeric"}``."""
     import json
 
-    from lvtime.config import FinetuneConfig
     from lvtime.errors import UsageError
 
     out = {}
@@ -183,6 +142,9 @@ def _parse_sets(items: list[str]) -> dict:
         key = key.strip().replace("-", "_")
         if not sep or key not in FinetuneConfig.model_fields:
             raise UsageError(f"--set {item!r}: expected OPTION=VALUE with a finetune option (e.g. context=256)")
+        if options.is_list(FinetuneConfig.model_fields[key].annotation):
+            out[key] = [v.strip() for v in value.split(",") if v.strip()]  # targets=q_proj,v_proj
+            continue
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:

@@ -8,17 +8,18 @@ at the end, whether the run completed, failed or was interrupted.
 from __future__ import annotations
 
 import contextlib
-import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
-from lvtime import folders
+from lvtime import folders, layout
 from lvtime.config import FinetuneConfig
 from lvtime.errors import LvtimeError, ModelError, UsageError
 from lvtime.flops import Architecture
+from lvtime.layout import RunSummary
 from lvtime.ledger import Ledger
 
 
@@ -47,20 +48,6 @@ class Plan:
         }
 
 
-def load_config(run_dir: Path) -> FinetuneConfig:
-    """The config of an existing run folder (``--resume``); one-line errors."""
-    from pydantic import ValidationError
-
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise UsageError(f"{run_dir}: not a run folder (no config.json)")
-    try:
-        return FinetuneConfig.model_validate(json.loads(path.read_bytes().decode("utf-8"))["config"])
-    except (ValueError, KeyError, TypeError, ValidationError) as exc:
-        reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else type(exc).__name__
-        raise UsageError(f"{path}: corrupt or not an lvtime run config ({reason})") from None
-
-
 def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     """Resolve data windows and the cost of the run (tokenizer only, no weights)."""
     from lvtime.data import load_dataset
@@ -79,6 +66,8 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
         resume_step = found.step
         notes = [f"passed over a checkpoint that does not load: {why}" for why in found.skipped]
     arch = architecture_for(cfg.model)
+    if arch.max_positions and cfg.context > arch.max_positions:  # checked before any window is allocated
+        raise UsageError(f"--context {cfg.context}: {arch.name} takes at most {arch.max_positions} tokens")
     tokenizer = tokenizer_for(cfg.model)
     data = prepare_data(cfg, load_dataset(cfg.data), tokenizer)
     estimate = run_estimate(cfg, arch, len(data.val), resume_step or 0)
@@ -108,24 +97,31 @@ def finetune(
     on_plan: Callable[[Plan], None] | None = None,
     on_progress=None,
     label: str | None = None,
-) -> dict:
-    """Check the folder, plan, reserve, train, record. Returns the summary written to
-    ``summary.json`` (an empty dict on ranks other than 0)."""
+) -> RunSummary:
+    """Check the folder, hold it, plan, reserve, train, record. Returns the summary
+    written to ``summary.json`` (an empty one on ranks other than 0)."""
+    ledger = ledger or Ledger()
+    run_dir = Path(cfg.out)
+    check_run_dir(run_dir, resume, force, ledger, _inputs(cfg))  # before any work: nothing spent on a refusal
+    main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 holds the folder for all
+    with folders.held(run_dir) if main else contextlib.nullcontext():
+        the_plan, data = plan(cfg, ledger, resume)
+        if resume and the_plan.resume_step is not None and the_plan.resume_step >= cfg.steps:
+            done = layout.read_summary(run_dir)
+            if done is not None:
+                return done.model_copy(update={"already_complete": True})
+        if on_plan:
+            on_plan(the_plan)
+        return _train(cfg, the_plan, data, ledger, allow_over_budget, on_progress, label)
+
+
+def _train(cfg, the_plan: Plan, data, ledger: Ledger, allow_over_budget: bool, on_progress, label) -> RunSummary:
+    """Reserve (before loading weights: a refused run costs no loading time), train, settle."""
     from lvtime.distributed import init_distributed
     from lvtime.models import load_model, pick_device
     from lvtime.training import Result, train
 
-    ledger = ledger or Ledger()
     run_dir = Path(cfg.out)
-    check_run_dir(run_dir, resume, force, ledger, _inputs(cfg))  # before any work: nothing spent on a refusal
-    the_plan, data = plan(cfg, ledger, resume)
-    if resume and the_plan.resume_step is not None and the_plan.resume_step >= cfg.steps:
-        summary_path = run_dir / "summary.json"
-        if summary_path.exists():
-            return {**json.loads(summary_path.read_text()), "already_complete": True}
-    if on_plan:
-        on_plan(the_plan)
-    # Reserve before loading weights: a run the budget refuses costs no loading time.
     dist = init_distributed(pick_device(cfg.device))
     result = Result(out=run_dir, steps_done=0)
     refused: LvtimeError | None = None
@@ -155,8 +151,9 @@ def finetune(
         finally:
             # work cut short mid-step or mid-validation is charged in full: never under-count
             reservation.spent = result.flops + result.in_flight
-        summary = _write_summary(cfg, result, the_plan, reservation.id, ledger) if dist.main else {}
-    return summary
+        if not dist.main:
+            return RunSummary(run=str(run_dir), model=cfg.model, steps=result.steps_done)
+        return _write_summary(cfg, result, the_plan, reservation.id, ledger)
 
 
 def _inputs(cfg: FinetuneConfig) -> tuple[str, ...]:
@@ -166,38 +163,36 @@ def _inputs(cfg: FinetuneConfig) -> tuple[str, ...]:
 
 def _prepare_run_dir(run_dir: Path, cfg: FinetuneConfig, the_plan: Plan) -> None:
     """A new run gets a fresh marked folder with its config; a resumed one is kept."""
-    from lvtime.training import write_run_config
-
     if the_plan.resume_step is None:
         folders.replace(run_dir, "finetune", _inputs(cfg))  # check_run_dir allowed it (empty, or --force on a run)
-        write_run_config(run_dir, cfg, {"data": the_plan.data, "estimate": the_plan.estimate})
+        layout.write_config(run_dir, cfg, {"data": the_plan.data, "estimate": the_plan.estimate})
     else:
         folders.create(run_dir, "finetune")
 
 
-def _write_summary(cfg: FinetuneConfig, result, the_plan: Plan, entry_id: str | None, ledger: Ledger) -> dict:
+def _write_summary(cfg: FinetuneConfig, result, the_plan: Plan, entry_id: str | None, ledger: Ledger) -> RunSummary:
     from lvtime.plots import loss_curve
 
     history = result.val_losses
-    summary = {
-        "run": str(result.out),
-        "model": cfg.model,
-        "steps": result.steps_done,
-        "val_loss_before": history.get(0),
-        "val_loss_after": history.get(result.steps_done),
-        "val_losses": history,
-        "val_loss_vocabulary": "numeric (LLMTIME tokens + end-of-text)" if cfg.head == "numeric" else "full",
-        "trainable_params": result.trainable.get("trainable"),
-        "trainable_percent": result.trainable.get("percent"),
-        "tokens": result.tokens,
-        "flops_total": result.run_flops,
-        "flops_this_invocation": result.flops,
-        "budget_fraction_this_invocation": result.flops / ledger.budget(),
-        "wall_s": result.wall_s,
-        "ledger_entry": entry_id,
-        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    summary = RunSummary(
+        run=str(result.out),
+        model=cfg.model,
+        steps=result.steps_done,
+        val_loss_before=history.get(0),
+        val_loss_after=history.get(result.steps_done),
+        val_losses=history,
+        val_loss_vocabulary="numeric (LLMTIME tokens + end-of-text)" if cfg.head == "numeric" else "full",
+        trainable_params=result.trainable.get("trainable"),
+        trainable_percent=result.trainable.get("percent"),
+        tokens=result.tokens,
+        flops_total=result.run_flops,
+        flops_this_invocation=result.flops,
+        budget_fraction_this_invocation=result.flops / ledger.budget(),
+        wall_s=result.wall_s,
+        ledger_entry=entry_id,
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
         **the_plan.data,
-    }
-    (result.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    )
+    layout.write_summary(result.out, summary)
     loss_curve(result.out)
     return summary

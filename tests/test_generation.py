@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lvtime import data, forecasting, llmtime
+from lvtime import data, generation, llmtime
 from lvtime.errors import TokenizerError
 from lvtime.flops import PRESETS
 from lvtime.forecast_run import ForecastConfig, run
@@ -29,15 +29,15 @@ def series():
 def fc(tiny, series, **kw):
     args = dict(history=20, horizon=5, batch_size=4)
     args.update(kw)
-    return forecasting.forecast(tiny.model, tiny.tokenizer, tiny.architecture, series, np.arange(len(series)), **args)
+    return generation.forecast(tiny.model, tiny.tokenizer, tiny.architecture, series, np.arange(len(series)), **args)
 
 
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 4), st.integers(0, 3), st.integers(1, 3), st.data())
 def test_grammar_only_allows_valid_llmtime(horizon, decimals, int_digits, draw):
-    g = forecasting.Grammar(1, horizon, decimals, int_digits, "cpu")
+    g = generation.Grammar(1, horizon, decimals, int_digits, "cpu")
     cols = []
-    for _ in range(forecasting.max_new_tokens(horizon, decimals, int_digits) + 1):
+    for _ in range(generation.max_new_tokens(horizon, decimals, int_digits) + 1):
         allowed = [i for i in range(14) if g.allowed()[0, i]]
         assert allowed
         c = draw.draw(st.sampled_from(allowed))
@@ -46,7 +46,7 @@ def test_grammar_only_allows_valid_llmtime(horizon, decimals, int_digits, draw):
         if bool(g.done.all()):
             break
     assert bool(g.done.all()), "the grammar always finishes within max_new_tokens"
-    text = forecasting.columns_to_text(cols)
+    text = generation.columns_to_text(cols)
     d = llmtime.decode(text, decimals=decimals)
     assert d.ok and len(d.steps) == horizon, text
 
@@ -96,8 +96,8 @@ def test_cost_matches_torch_flop_counter(series):
 
 def test_upper_bound_is_exact_when_every_number_is_full_width(tiny, series):
     r = fc(tiny, series, int_digits=1)
-    prompts, _ = forecasting.prompts_for(series[:, :20], tiny.tokenizer, 2)
-    bound = forecasting.estimate(PRESETS["tiny-qwen2"], [len(p) for p in prompts], 5, 2, 1, 4)
+    prompts, _ = generation.prompts_for(series[:, :20], tiny.tokenizer, 2)
+    bound = generation.estimate(PRESETS["tiny-qwen2"], [len(p) for p in prompts], 5, 2, 1, 4)
     assert r.flops == pytest.approx(bound)  # one integer digit: every step has the same length
 
 
@@ -109,7 +109,7 @@ def test_refuses_tokenizers_that_merge_digits():
             return [1] if len(text) == 1 else [1] * (len(text) // 2)
 
     with pytest.raises(TokenizerError, match="single digits"):
-        forecasting.Vocabulary.from_tokenizer(Merging())
+        generation.Vocabulary.from_tokenizer(Merging())
 
 
 def test_run_writes_results_and_ledger(tmp_path, small_h5):
@@ -145,14 +145,14 @@ def test_run_writes_results_and_ledger(tmp_path, small_h5):
 
 
 def test_expanded_cache_gives_the_samples_of_separate_prefills(tiny, series):
-    prompts, _ = forecasting.prompts_for(series[:2, :20], tiny.tokenizer, 2)
-    vocab = forecasting.Vocabulary.from_tokenizer(tiny.tokenizer)
+    prompts, _ = generation.prompts_for(series[:2, :20], tiny.tokenizer, 2)
+    vocab = generation.Vocabulary.from_tokenizer(tiny.tokenizer)
     kw = dict(horizon=4, temperature=1.0, top_p=0.9, pad_id=0)
     gen = torch.Generator().manual_seed(3)
-    expanded, _, _ = forecasting.generate_batch(tiny.model, prompts, vocab, generator=gen, samples=3, **kw)
+    expanded, _, _ = generation.generate_batch(tiny.model, prompts, vocab, generator=gen, samples=3, **kw)
     gen = torch.Generator().manual_seed(3)
     repeated = [p for p in prompts for _ in range(3)]
-    separate, _, _ = forecasting.generate_batch(tiny.model, repeated, vocab, generator=gen, **kw)
+    separate, _, _ = generation.generate_batch(tiny.model, repeated, vocab, generator=gen, **kw)
     assert expanded == separate
     assert len({tuple(s) for s in expanded}) > 2  # the samples do differ
 
@@ -173,9 +173,9 @@ def test_sampled_cost_is_exact_with_one_prefill_per_series(series, monkeypatch):
         r = fc(eager, series, convention="2mnk", num_samples=3, temperature=1.0, batch_size=6)
     assert shared, "the samples shared their prompt's cache"
     assert r.flops == pytest.approx(counter.get_total_flops(), rel=0.01)
-    prompts, _ = forecasting.prompts_for(series[:, :20], eager.tokenizer, 2)
-    separate = forecasting.estimate(eager.architecture, [len(p) for p in prompts] * 3, 5, 2, 2, 6, 1, "2mnk")
-    shared = forecasting.estimate(eager.architecture, [len(p) for p in prompts], 5, 2, 2, 6, 3, "2mnk")
+    prompts, _ = generation.prompts_for(series[:, :20], eager.tokenizer, 2)
+    separate = generation.estimate(eager.architecture, [len(p) for p in prompts] * 3, 5, 2, 2, 6, 1, "2mnk")
+    shared = generation.estimate(eager.architecture, [len(p) for p in prompts], 5, 2, 2, 6, 3, "2mnk")
     assert shared < separate  # the prompt is prefilled once per series, not once per sample
 
 
@@ -244,4 +244,4 @@ def test_a_tokenizer_without_end_of_text_is_a_tokenizer_error_not_a_usage_error(
             return getattr(tiny.tokenizer, name)
 
     with pytest.raises(TokenizerError, match="end-of-text"):
-        forecasting.Vocabulary.from_tokenizer(NoEos())
+        generation.Vocabulary.from_tokenizer(NoEos())

@@ -1,0 +1,161 @@
+"""``lvtime finetune``: budget-aware LoRA fine-tuning from the shell."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from lvtime.cli import options
+from lvtime.cli.output import console, err_console, flops_str, pct, print_json
+from lvtime.config import FinetuneConfig, FinetuneFlags
+
+
+def register(app: typer.Typer) -> None:
+    app.command("finetune")(finetune)
+
+
+@options.command(FinetuneConfig, FinetuneFlags)
+def finetune(given: options.Given) -> None:
+    """Fine-tune LoRA adapters on the training split, within the FLOP budget.
+
+    Writes runs/NAME/: config.json, metrics.jsonl, checkpoints/step-N/, final/ (a PEFT
+    adapter), summary.json and loss.png. Ctrl-C saves a checkpoint; continue with
+    --resume runs/NAME. Exit codes: 0 done, 1 failed, 2 usage, 3 over budget, 130 stopped.
+
+    Example:\n
+      lvtime finetune --model smollm2-135m-instruct --steps 200 --rank 8 --lr 1e-4 --context 256 --out runs/r8
+    """
+    from lvtime.finetune_run import finetune as run_finetune
+    from lvtime.finetune_run import plan
+    from lvtime.ledger import Ledger
+
+    flags = given.build(FinetuneFlags)
+    lg = Ledger(flags.ledger)
+    cfg = _config(given, flags.resume)
+    main_rank = int(os.environ.get("RANK", "0")) == 0
+    show = main_rank and not flags.quiet and not flags.as_json
+    if flags.dry_run:
+        from lvtime.finetune_run import check_run_dir
+
+        check_run_dir(Path(cfg.out), flags.resume is not None, flags.force, lg)  # refused as the run would be
+        the_plan, _ = plan(cfg, lg, resume=flags.resume is not None)
+        print_json(the_plan.as_dict()) if flags.as_json else _print_plan(the_plan)
+        return
+    progress, on_progress = _progress(cfg, lg.budget(), show)
+
+    def on_plan(p) -> None:
+        for note in p.notes:  # e.g. a corrupt newest checkpoint: say which one is used instead
+            print(f"lvtime: warning: {note}", file=sys.stderr)
+        if show:
+            _print_plan(p, brief=True)
+            progress.start()  # only once the plan stands: errors before it print alone
+
+    try:
+        summary = run_finetune(
+            cfg,
+            resume=flags.resume is not None,
+            force=flags.force,
+            allow_over_budget=flags.allow_over_budget,
+            ledger=lg,
+            on_plan=on_plan,
+            on_progress=on_progress,
+            label=flags.label,
+        )
+    finally:
+        if progress and progress.live.is_started:
+            progress.stop()
+    if main_rank and flags.as_json:
+        print_json({**summary.model_dump(mode="json"), "already_complete": summary.already_complete})
+    elif main_rank:
+        _print_summary(summary, cfg, lg.budget())
+
+
+def _config(given: options.Given, resume: str | None):
+    """The run's config: the folder's own when resuming (``--steps`` may extend it), else
+    the options given."""
+    from lvtime import layout
+    from lvtime.errors import UsageError
+
+    if resume is None:
+        return given.build(FinetuneConfig)
+    changed = sorted(set(given.of(FinetuneConfig)) - {"steps"})
+    if changed:
+        flag = options.flags(changed[0], FinetuneConfig.model_fields[changed[0]])[0]
+        raise UsageError(f"--resume continues {resume} as configured; only --steps may change, not {flag}")
+    cfg = layout.read_config(Path(resume))
+    return options.build(FinetuneConfig, **{**cfg.model_dump(), **given.of(FinetuneConfig), "out": resume})
+
+
+def _print_summary(summary, cfg, budget: float) -> None:
+    if summary.already_complete:
+        console.print(f"{cfg.out}: already complete ({summary.steps} steps); nothing to do")
+        return
+    vocab = " (numeric vocabulary)" if cfg.head == "numeric" else ""
+    before, after, spent = summary.val_loss_before, summary.val_loss_after, summary.flops_this_invocation
+    console.print(
+        f"[bold]done[/]: {summary.steps} step{'s' * (summary.steps != 1)}, val loss{vocab} "
+        f"{_fmt(before)} -> {_fmt(after)}, {flops_str(spent)} FLOPs ({pct(spent, budget)} of budget), "
+        f"{summary.wall_s:.0f}s\ntrained {summary.trainable_params:,} LoRA parameters "
+        f"({summary.trainable_percent:.3g}% of the model); adapter: {Path(cfg.out) / 'final'}"
+    )
+
+
+def _fmt(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def _print_plan(p, brief: bool = False) -> None:
+    from rich.table import Table
+
+    cfg, est, budget = p.config, p.estimate, p.budget
+    if not brief:
+        table = Table("setting", "value", title="finetune plan (dry run: nothing loaded)")
+        for k, v in cfg.model_dump(mode="json").items():
+            table.add_row(k, str(v))
+        console.print(table)
+    d = p.data
+    console.print(
+        f"data: {d['train_windows']} training windows ({d['train_tokens']} tokens), "
+        f"{d['val_windows']} validation windows ({d['val_tokens']} tokens) of {cfg.context}"
+    )
+    start = f" from step {p.resume_step}" if p.resume_step else ""
+    console.print(
+        f"cost{start}: {flops_str(est['train'])} training + {flops_str(est['eval'])} for "
+        f"{est['eval_passes']} validation passes = [bold]{flops_str(est['total'])}[/] FLOPs "
+        f"({pct(est['total'], budget['budget'])} of budget); "
+        f"remaining after: {flops_str(budget['remaining'] - est['total'])}"
+    )
+
+
+def _progress(cfg, budget: float, show: bool):
+    """A rich progress bar and the callback that feeds it (None, None when hidden)."""
+    if not show:
+        return None, None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("[bold]finetune"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=err_console,
+        transient=False,
+    )
+    task = bar.add_task("train", total=cfg.steps, info="validating...")
+    last_val = {"v": None}
+
+    def update(p) -> None:
+        if p.val_loss is not None:
+            last_val["v"] = p.val_loss
+        val = f" val {last_val['v']:.4f}" if last_val["v"] is not None else ""
+        loss = f"loss {p.loss:.4f}" if p.loss == p.loss else "step 0"
+        info = (
+            f"{loss}{val} lr {p.lr:.1e} {p.tokens_per_s:,.0f} tok/s {flops_str(p.flops)} FLOPs ({pct(p.flops, budget)})"
+        )
+        bar.update(task, completed=p.step, info=info)
+
+    return bar, update
