@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lvtime.config import DEFAULT_DATA_FILE  # noqa: F401 - where commands look for data
 from lvtime.errors import DataError, UsageError
 
-DEFAULT_DATA_FILE = "lotka_volterra_data.h5"
 SPLITS = ("train", "val", "test")
 # Fractions of the study's 1000-series file: 0-699 train, 700-899 val, 900-999 test.
 SPLIT_FRACTIONS = (0.7, 0.2, 0.1)
@@ -59,6 +59,10 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
                     raise DataError(f"{p}: missing dataset /{name}")
                 if not isinstance(f[name], h5py.Dataset):
                     raise DataError(f"{p}: /{name} is a group, expected a dataset")
+            for name in ("trajectories", "time"):
+                kind = f[name].dtype.kind
+                if kind not in "iuf":  # complex would lose its imaginary part; strings, structs...
+                    raise DataError(f"{p}: /{name} holds {f[name].dtype} values, expected real numbers")
             traj = np.asarray(f["trajectories"][()], dtype=np.float64)
             time = np.asarray(f["time"][()], dtype=np.float64)
     except DataError:

@@ -5,9 +5,10 @@ forecast) run one after another in child processes. Each of the N slots owns a d
 on GPUs one visible device per slot (``CUDA_VISIBLE_DEVICES``), and on every machine an
 equal share of the CPU cores (``OMP_NUM_THREADS``). The jobs share the ledger, whose lock
 and reservations keep them inside the budget exactly as a sequential sweep. Children run
-in their own session, so Ctrl-C reaches them once, from here: each gets one SIGINT,
+in their own session, so Ctrl-C reaches them once, from here: each gets one SIGTERM,
 saves and settles as an interrupted ``lvtime finetune`` does, and this process waits for
-all of them before it stops.
+all of them before it stops. If this process is killed outright, Linux sends each child
+SIGTERM (they never train on unnoticed).
 """
 
 from __future__ import annotations
@@ -62,6 +63,28 @@ def slot_env(slot: int, jobs: int, devices: list[str], cpus: int) -> dict[str, s
     return env
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the sweep that started it
+    dies, even by ``kill -9`` (lvtime treats SIGTERM as Ctrl-C: it saves and settles).
+    Elsewhere the child outlives a killed parent, and its run folder's lock tells a
+    re-run that it is still going."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
+
+
+def child_options() -> dict:
+    """Popen options of a job's process: its own session (Ctrl-C in the terminal reaches
+    it through :func:`run` only), ended when this process dies."""
+    return {"start_new_session": True, "preexec_fn": _die_with_parent if sys.platform == "linux" else None}
+
+
 def _start(job: Job, args: list[str], env: dict[str, str]) -> subprocess.Popen:
     job.log.parent.mkdir(parents=True, exist_ok=True)
     with open(job.log, "a") as log:
@@ -73,7 +96,7 @@ def _start(job: Job, args: list[str], env: dict[str, str]) -> subprocess.Popen:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **env},
-            start_new_session=True,  # Ctrl-C in the terminal reaches them through run() only
+            **child_options(),
         )
 
 

@@ -34,7 +34,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from lvtime import signals
 from lvtime.errors import BudgetError, Interrupted, LedgerError, UsageError, first_error
@@ -43,6 +43,9 @@ from lvtime.flops import BUDGET
 SCHEMA = "lvtime-ledger/1"
 DEFAULT_PATH = "lvtime-ledger.json"
 Status = Literal["running", "completed", "failed", "interrupted", "manual", "settled"]
+# No real run comes near this; a bound keeps every sum of entries finite (two entries of
+# 1e308 would add up to inf, which JSON cannot hold).
+MAX_FLOPS = 1e30
 
 
 def now() -> str:
@@ -61,6 +64,8 @@ def check_flops(value: float, what: str) -> float:
         raise UsageError(f"{what}: expected a number, got {value!r}") from None
     if not math.isfinite(x) or x < 0:
         raise UsageError(f"{what} must be a finite number >= 0, not {value!r}")
+    if x > MAX_FLOPS:
+        raise UsageError(f"{what}: {x:.3g} is above {MAX_FLOPS:.0e} FLOPs, more than any run; not recorded")
     return x
 
 
@@ -77,8 +82,8 @@ class Entry(BaseModel):
     command: str = ""
     config: dict[str, Any] = Field(default_factory=dict)
     status: Status = "running"
-    estimated_flops: float = Field(0.0, ge=0, allow_inf_nan=False)
-    spent_flops: float | None = Field(None, ge=0, allow_inf_nan=False)
+    estimated_flops: float = Field(0.0, ge=0, le=MAX_FLOPS, allow_inf_nan=False)
+    spent_flops: float | None = Field(None, ge=0, le=MAX_FLOPS, allow_inf_nan=False)
     started_at: str = Field(default_factory=now)
     ended_at: str | None = None
     outputs: list[str] = Field(default_factory=list)
@@ -86,12 +91,17 @@ class Entry(BaseModel):
     host: str | None = None
     over_budget: bool = Field(False, description="Started with --allow-over-budget.")
 
+    @model_validator(mode="after")
+    def _countable(self) -> Entry:
+        if self.status != "running" and self.spent_flops is None:  # the rule below could not count it
+            raise ValueError(f"entry {self.id!r} is {self.status} but records no spent_flops")
+        return self
+
     @property
     def counted(self) -> float:
-        """What this entry takes from the budget: the spend when known, else the estimate."""
-        if self.status == "running" or self.spent_flops is None:
-            return self.estimated_flops
-        return self.spent_flops
+        """What this entry takes from the budget -- the one rule every total uses: a
+        running entry its reservation, a closed one what it spent."""
+        return self.estimated_flops if self.status == "running" else self.spent_flops
 
     def is_stale(self) -> bool:
         """A running entry whose process on this host is gone."""
@@ -108,15 +118,24 @@ class Entry(BaseModel):
 
 class LedgerData(BaseModel):
     schema_: str = Field(SCHEMA, alias="schema")
-    budget: float = Field(BUDGET, gt=0, allow_inf_nan=False)
+    budget: float = Field(BUDGET, gt=0, le=MAX_FLOPS, allow_inf_nan=False)
     created_at: str = Field(default_factory=now)
     entries: list[Entry] = Field(default_factory=list)
 
     model_config = ConfigDict(populate_by_name=True)
 
+    @model_validator(mode="after")
+    def _unique_ids(self) -> LedgerData:
+        seen: set[str] = set()
+        for e in self.entries:  # a second copy could never be settled: finish() finds the first
+            if e.id in seen:
+                raise ValueError(f"two entries have the id {e.id!r}")
+            seen.add(e.id)
+        return self
+
     def totals(self) -> dict[str, float]:
-        spent = sum(e.spent_flops or 0.0 for e in self.entries if e.status != "running")
-        reserved = sum(e.estimated_flops for e in self.entries if e.status == "running")
+        spent = sum(e.counted for e in self.entries if e.status != "running")
+        reserved = sum(e.counted for e in self.entries if e.status == "running")
         return {
             "budget": self.budget,
             "spent": spent,
@@ -190,6 +209,9 @@ class Ledger:
             ) from None
         if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
             raise LedgerError(f"{self.path}: not an lvtime ledger (expected schema {SCHEMA!r}); left untouched")
+        missing = [key for key in ("budget", "entries") if key not in obj]
+        if missing:  # never filled in with defaults: a lost budget line would reset the limit
+            raise LedgerError(f"{self.path}: invalid ledger (no {missing[0]!r}); left untouched")
         try:
             return LedgerData.model_validate(obj)
         except ValidationError as exc:
