@@ -293,23 +293,28 @@ def forward_flops(
         "residual": 2 * n * d if rules else 0,
     }
     if lora is not None:
-        r = lora.rank
-        down = up = extra = 0.0
-        for target in lora.targets:
-            if target not in shapes:
-                from lvtime.errors import UsageError
-
-                raise UsageError(f"unknown LoRA target {target!r} (use {', '.join(shapes)})")
-            fin, fout = shapes[target]
-            down += mm(n, fin, r)
-            up += mm(n, r, fout)
-            extra += 2 * n * fout if rules else 0  # scale by alpha/r, add to the base output
-        per_layer.update({"lora_down": down, "lora_up": up, "lora_scale_add": extra})
+        per_layer.update(_lora_flops(lora, shapes, n, convention))
     out = {"position_add": n * d if convention == "coursework" else 0}
     out.update({k: v * arch.num_layers for k, v in per_layer.items()})
     out["final_norm"] = norm
     out["lm_head"] = mm(hp, d, V)
     return {k: float(v) * batch for k, v in out.items()}
+
+
+def _lora_flops(lora: LoraSpec, shapes: dict, n: int, convention: str) -> dict[str, float]:
+    """Per layer: the adapters' down and up projections, then scaling by alpha/r and
+    adding to the base output (arithmetic the ``2mnk`` convention leaves out)."""
+    down = up = extra = 0.0
+    for target in lora.targets:
+        if target not in shapes:
+            from lvtime.errors import UsageError
+
+            raise UsageError(f"unknown LoRA target {target!r} (use {', '.join(shapes)})")
+        fin, fout = shapes[target]
+        down += matmul(n, fin, lora.rank, convention)
+        up += matmul(n, lora.rank, fout, convention)
+        extra += 2 * n * fout if convention != "2mnk" else 0
+    return {"lora_down": down, "lora_up": up, "lora_scale_add": extra}
 
 
 def total(components: dict[str, float]) -> float:

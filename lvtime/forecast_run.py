@@ -60,6 +60,7 @@ def plan(s: ForecastConfig, ledger: Ledger) -> dict:
         "adapter": s.adapter,
         "series": idx.tolist(),
         "n_series": len(idx),
+        "references": list(s.references),
         "prompt_tokens_mean": float(np.mean([len(p) for p in prompts])),
         "estimate": cost,
         "budget": ledger.read().totals(),

@@ -7,22 +7,14 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from tiny import QWEN25_05B_SHAPE, qwen2  # noqa: E402
+
 from lvtime import lora  # noqa: E402
 from lvtime.errors import ModelError  # noqa: E402
 
 
 def tiny(seed=0):
-    cfg = transformers.Qwen2Config(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=300,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(seed)
-    return transformers.Qwen2ForCausalLM(cfg).eval()
+    return qwen2(seed)
 
 
 IDS = torch.tensor([[5, 17, 3, 99, 42, 7], [1, 2, 3, 4, 5, 6]])
@@ -62,17 +54,7 @@ def test_only_lora_parameters_change_when_training():
 
 def test_trainable_summary_matches_qwen_figure():
     # Qwen2.5-0.5B, rank 4 on q/v: 24 layers x (q: 4*(896+896) + v: 4*(896+128)) = 270,336
-    cfg = transformers.Qwen2Config(
-        hidden_size=896,
-        intermediate_size=4864,
-        num_hidden_layers=24,
-        num_attention_heads=14,
-        num_key_value_heads=2,
-        vocab_size=151936,
-        tie_word_embeddings=True,
-    )
-    with torch.device("meta"):
-        model = transformers.Qwen2ForCausalLM(cfg)
+    model = qwen2(meta=True, **QWEN25_05B_SHAPE)
     lora.inject(model, rank=4)
     s = lora.trainable_summary(model)
     assert s["trainable"] == 270_336 and s["total"] == 494_032_768 + 270_336
@@ -119,28 +101,10 @@ def test_load_checks_the_base_model(tmp_path):
     model = tiny()
     lora.inject(model, rank=4)
     lora.save_adapter(model, tmp_path / "a")
-    other = transformers.Qwen2ForCausalLM(
-        transformers.Qwen2Config(
-            hidden_size=48,
-            intermediate_size=64,
-            num_hidden_layers=2,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=300,
-        )
-    )
+    other = qwen2(hidden_size=48)
     with pytest.raises(ModelError, match="another base"):
         lora.load_adapter(other, tmp_path / "a")
-    deeper = transformers.Qwen2ForCausalLM(
-        transformers.Qwen2Config(
-            hidden_size=32,
-            intermediate_size=64,
-            num_hidden_layers=3,
-            num_attention_heads=4,
-            num_key_value_heads=2,
-            vocab_size=300,
-        )
-    )
+    deeper = qwen2(num_hidden_layers=3)
     with pytest.raises(ModelError, match="does not match"):
         lora.load_adapter(deeper, tmp_path / "a")
     with pytest.raises(ModelError, match="not an adapter folder"):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sys
 
 import typer
-from typer.core import TyperGroup
 
 try:  # recent typer vendors click; older ones use the click package
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -20,7 +19,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     )
 
 from lvtime import __version__, signals
-from lvtime.cli import budget, codec, dataset, finetune, forecast, sweeps
+from lvtime.cli import budget, codec, dataset, finetune, forecast, options, sweeps
 from lvtime.errors import Interrupted, LvtimeError
 
 
@@ -28,7 +27,7 @@ def _error(message: str) -> None:
     print(f"lvtime: error: {message}", file=sys.stderr)
 
 
-class _Group(TyperGroup):
+class _Group(options.Group):
     """Every error a user can cause becomes one ``lvtime: error: ...`` line and its exit
     code: lvtime's own errors, Click's usage errors (bad flags, out-of-range values),
     file-system errors, Ctrl-C and SIGTERM."""
@@ -73,38 +72,38 @@ class _Group(TyperGroup):
         return code
 
 
-app = typer.Typer(
-    cls=_Group,
-    name="lvtime",
-    help="Forecast predator-prey series with a LoRA-tuned small LM under a FLOP budget.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
 def _version(value: bool) -> None:
     if value:
         print(f"lvtime {__version__}")
         raise typer.Exit()
 
 
-@app.callback()
 def _root(
     version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit.", metavar=""
     ),
 ) -> None:
     """Forecast predator-prey series with a LoRA-tuned small LM under a FLOP budget."""
 
 
-codec.register(app)
-dataset.register(app)
-budget.register(app)
-finetune.register(app)
-forecast.register(app)
-sweeps.register(app)
+def make_app() -> typer.Typer:
+    """The ``lvtime`` app, its commands generated from the config models as they are now."""
+    app = typer.Typer(
+        cls=_Group,
+        name="lvtime",
+        help="Forecast predator-prey series with a LoRA-tuned small LM under a FLOP budget.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(_root)
+    for module in (codec, dataset, budget, finetune, forecast, sweeps):
+        module.register(app)
+    return app
+
+
+app = make_app()
 
 
 def _interrupted() -> None:

@@ -21,16 +21,21 @@ from lvtime.config import (
 )
 from lvtime.errors import UsageError
 
-ledger_app = typer.Typer(
-    help="Show the FLOP budget ledger (entries, spent, reserved, remaining); subcommands manage it.",
-    no_args_is_help=False,
-    invoke_without_command=True,
-)
-
 
 def register(app: typer.Typer) -> None:
-    app.command("flops")(flops)
-    app.add_typer(ledger_app, name="ledger")
+    app.command("flops", cls=options.Command)(options.command(FlopsOptions)(flops))
+    ledger = typer.Typer(
+        cls=options.Group,
+        help="Show the FLOP budget ledger (entries, spent, reserved, remaining); subcommands manage it.",
+        no_args_is_help=False,
+        invoke_without_command=True,
+    )
+    ledger.callback()(options.command(JsonFlag, LedgerFlag)(ledger_show))
+    ledger.command("init", cls=options.Command)(options.command(LedgerInitOptions)(ledger_init))
+    ledger.command("add", cls=options.Command)(options.command(LedgerAddOptions)(ledger_add))
+    ledger.command("settle", cls=options.Command)(options.command(LedgerSettleOptions)(ledger_settle))
+    ledger.command("export", cls=options.Command)(options.command(LedgerExportOptions)(ledger_export))
+    app.add_typer(ledger, name="ledger")
 
 
 def current_budget(ledger_path: str | None) -> float:
@@ -39,7 +44,6 @@ def current_budget(ledger_path: str | None) -> float:
     return Ledger(ledger_path).budget()
 
 
-@options.command(FlopsOptions)
 def flops(given: options.Given) -> None:
     """Estimate the FLOPs of a forward pass, a training run or a generation.
 
@@ -134,8 +138,6 @@ def _print_cost(r: dict) -> None:
 # --- ledger ----------------------------------------------------------------------------
 
 
-@ledger_app.callback()
-@options.command(JsonFlag, LedgerFlag)
 def ledger_show(given: options.Given) -> None:
     """Show entries and totals (spent, reserved, remaining). Stale = its process died."""
     if given.ctx is not None and given.ctx.invoked_subcommand is not None:
@@ -166,8 +168,6 @@ def ledger_show(given: options.Given) -> None:
         console.print("[dim](no ledger file yet: the first run or `lvtime ledger init` creates it)[/]")
 
 
-@ledger_app.command("init")
-@options.command(LedgerInitOptions)
 def ledger_init(given: options.Given) -> None:
     """Create the ledger (or change its budget). Entries are never deleted."""
     from lvtime.ledger import Ledger
@@ -181,8 +181,6 @@ def ledger_init(given: options.Given) -> None:
         console.print(f"{lg.path}: budget {flops_str(data.budget)}, {len(data.entries)} entries")
 
 
-@ledger_app.command("add")
-@options.command(LedgerAddOptions)
 def ledger_add(given: options.Given) -> None:
     """Record work done elsewhere (counted as spent)."""
     from lvtime.ledger import Ledger
@@ -196,8 +194,6 @@ def ledger_add(given: options.Given) -> None:
         console.print(f"recorded {flops_str(o.flops)} FLOPs as {entry.id} ({o.label})")
 
 
-@ledger_app.command("settle")
-@options.command(LedgerSettleOptions)
 def ledger_settle(given: options.Given) -> None:
     """Close a stale reservation: an entry still `running` whose process is gone.
 
@@ -220,8 +216,6 @@ def _md_cell(text) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-@ledger_app.command("export")
-@options.command(LedgerExportOptions)
 def ledger_export(given: options.Given) -> None:
     """Write the per-experiment FLOP table a report needs (Markdown or CSV: --format,
     else the extension of --out)."""

@@ -14,11 +14,10 @@ from lvtime.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
-    app.command("encode")(encode)
-    app.command("decode")(decode)
+    app.command("encode", cls=options.Command)(options.command(EncodeOptions)(encode))
+    app.command("decode", cls=options.Command)(options.command(DecodeOptions)(decode))
 
 
-@options.command(EncodeOptions)
 def encode(given: options.Given) -> None:
     """Turn series into LLMTIME text (and token ids with --tokens).
 
@@ -105,7 +104,6 @@ def _write(records: list[dict], as_json: bool, jsonl: bool, out: Path | None) ->
             console.print(str(r["token_ids"]), soft_wrap=True)
 
 
-@options.command(DecodeOptions)
 def decode(given: options.Given) -> None:
     """Turn LLMTIME text back into prey and predator values.
 

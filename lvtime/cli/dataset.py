@@ -10,10 +10,9 @@ from lvtime.config import SimulateOptions
 
 
 def register(app: typer.Typer) -> None:
-    app.command("simulate")(simulate)
+    app.command("simulate", cls=options.Command)(options.command(SimulateOptions)(simulate))
 
 
-@options.command(SimulateOptions)
 def simulate(given: options.Given) -> None:
     """Simulate predator-prey series (RK4) and write them like lotka_volterra_data.h5.
 

@@ -14,10 +14,9 @@ from lvtime.config import FinetuneConfig, FinetuneFlags
 
 
 def register(app: typer.Typer) -> None:
-    app.command("finetune")(finetune)
+    app.command("finetune", cls=options.Command)(options.command(FinetuneConfig, FinetuneFlags)(finetune))
 
 
-@options.command(FinetuneConfig, FinetuneFlags)
 def finetune(given: options.Given) -> None:
     """Fine-tune LoRA adapters on the training split, within the FLOP budget.
 

@@ -11,11 +11,10 @@ from lvtime.errors import UsageError
 
 
 def register(app: typer.Typer) -> None:
-    app.command("baseline")(baseline)
-    app.command("forecast")(forecast)
+    app.command("baseline", cls=options.Command)(options.command(ForecastConfig, RunFlags, skip=("adapter",))(baseline))
+    app.command("forecast", cls=options.Command)(options.command(ForecastConfig, RunFlags)(forecast))
 
 
-@options.command(ForecastConfig, RunFlags, skip=("adapter",))
 def baseline(given: options.Given) -> None:
     """Zero-shot forecasts of the untrained model, scored against the truth and the
     reference forecasts on the same series.
@@ -26,7 +25,6 @@ def baseline(given: options.Given) -> None:
     _run(given, adapter=None)
 
 
-@options.command(ForecastConfig, RunFlags)
 def forecast(given: options.Given) -> None:
     """Forecasts with a fine-tuned LoRA adapter (merged for speed), scored against the
     truth and the reference forecasts on the same series.

@@ -5,9 +5,13 @@ default, bounds, choices and help are written once, in its field.
 A command is a plain function that takes one :class:`Given`: the values the user typed
 (not the defaults -- those stay in the models), from which it builds its configs::
 
-    @options.command(config.SimulateOptions)
     def simulate(given: Given) -> None:
-        opts = given.build(config.SimulateOptions)
+        opts = given.build(SimulateOptions)
+
+    app.command("simulate")(options.command(SimulateOptions)(simulate))
+
+Commands are generated when the app is built (``lvtime.cli.make_app``), from the
+models as they are then.
 
 List fields take comma-separated values and may be repeated (``--series 3,4 --series 9``).
 """
@@ -27,6 +31,30 @@ from pydantic_core import PydanticUndefined
 
 from lvtime.config import flag_of as flags
 from lvtime.config import is_argument
+
+try:
+    from typer.core import TyperCommand, TyperGroup
+except ImportError:  # pragma: no cover
+    from typer.main import TyperCommand, TyperGroup  # type: ignore[no-redef]
+
+
+def _flag_help(option):
+    if option is not None:
+        option.metavar = ""  # --help is a flag: no "<bool>" beside it
+    return option
+
+
+class Command(TyperCommand):
+    """A command whose --help, like every flag, shows no value placeholder."""
+
+    def get_help_option(self, ctx):
+        return _flag_help(super().get_help_option(ctx))
+
+
+class Group(TyperGroup):
+    def get_help_option(self, ctx):
+        return _flag_help(super().get_help_option(ctx))
+
 
 try:  # recent typer vendors click; older ones use the click package
     from typer._click.core import ParameterSource
@@ -96,10 +124,13 @@ def build(model: type[BaseModel], /, **fields: Any):
 
 
 def _strip_none(annotation: Any) -> Any:
+    """``X | None`` -> ``X``; ``Annotated[X, ...]`` -> ``X`` (the field holds the rules)."""
+    if typing.get_origin(annotation) is typing.Annotated:
+        return _strip_none(typing.get_args(annotation)[0])
     args = typing.get_args(annotation)
     if type(None) in args:
         rest = [a for a in args if a is not type(None)]
-        return rest[0] if len(rest) == 1 else annotation
+        return _strip_none(rest[0]) if len(rest) == 1 else annotation
     return annotation
 
 

@@ -12,10 +12,10 @@ from lvtime.config import FinetuneConfig, SweepConfig, SweepFlags
 
 
 def register(app: typer.Typer) -> None:
-    app.command("sweep")(sweep)
+    command = options.command(SweepConfig, SweepFlags, skip=("base", "grid"), lists_of=FinetuneConfig)
+    app.command("sweep", cls=options.Command)(command(sweep))
 
 
-@options.command(SweepConfig, SweepFlags, skip=("base", "grid"), lists_of=FinetuneConfig)
 def sweep(given: options.Given) -> None:
     """Fine-tune every configuration of a grid, within the budget, and rank the results.
 
