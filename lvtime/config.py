@@ -15,10 +15,7 @@ holds its resolved config as JSON, with library versions and the git commit when
 
 from __future__ import annotations
 
-import platform
-import subprocess
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -34,7 +31,9 @@ CONVENTIONS = ("coursework", "exact", "2mnk")
 
 # Unknown option names are refused (a typo must not silently run the default), and so
 # are NaN and infinities (``--lr inf`` would train to non-finite weights).
-STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+STRICT = ConfigDict(
+    extra="forbid", allow_inf_nan=False, defer_build=True
+)  # validators built on first use: start-up time
 
 
 def cli(*flags: str, argument: bool = False, metavar: str | None = None, whole: bool = False) -> dict[str, Any]:
@@ -461,6 +460,8 @@ class SweepFlags(SpendFlags):
 
 
 def _git_commit() -> str | None:
+    import subprocess  # here, not at the top: start-up time of every command
+
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
@@ -476,6 +477,9 @@ def _git_commit() -> str | None:
 
 def provenance() -> dict:
     """Versions of lvtime and the libraries that shape results, and the git commit."""
+    import platform
+    from importlib import metadata
+
     versions = {"lvtime": __version__, "python": platform.python_version()}
     for pkg in ("torch", "transformers", "numpy", "tokenizers", "peft"):
         try:

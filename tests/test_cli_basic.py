@@ -144,3 +144,33 @@ def test_console_script_and_fast_commands_do_not_import_torch(tmp_path):
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
+
+
+def test_tables_at_80_columns_drop_columns_rather_than_cut_values(monkeypatch):
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from lvtime.cli import output
+
+    buf = io.StringIO()
+    monkeypatch.setattr(output, "console", Console(file=buf, width=80, force_terminal=False))
+    table = Table("id", "label", "kind", "status", "estimate", "spent", "% budget")
+    entry_id, label = "20261202-082640-9e17bf", "sweep sweep-rank-lr: r2-lr0.0001-ctx256"
+    table.add_row(entry_id, label, "finetune", "completed", "1.20e15", "1.20e15", "1.2%")
+    output.print_table(table, optional=("estimate", "kind", "% budget"), whole=("id",))
+    text = buf.getvalue()
+    assert "…" not in text and entry_id in text and max(map(len, text.splitlines())) <= 80
+    assert "estimate" not in text and "completed" in text  # an optional column went, the state stayed
+    assert "".join(text.split()).count("r2-lr0.0001-ctx256") == 1  # wrapped, whole
+
+
+def test_a_table_in_a_pipe_prints_every_value_whole(tmp_path):
+    label = "sweep sweep-rank-lr: r2-lr0.0001-ctx256 " + "x" * 60
+    ledger = str(tmp_path / "l.json")
+    run("ledger", "add", "--flops", "1e15", "--label", label, "--ledger", ledger)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lvtime", "ledger", "--ledger", ledger], capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and label in proc.stdout and "…" not in proc.stdout

@@ -17,7 +17,8 @@ runner = CliRunner()
 
 def commands(group, prefix=()):
     """(path, click command) for every command of the app, sub-groups' callbacks included."""
-    for name, cmd in group.commands.items():
+    for name in group.list_commands(None):
+        cmd = group.get_command(None, name)
         if hasattr(cmd, "commands"):
             yield (*prefix, name), cmd
             yield from commands(cmd, (*prefix, name))

@@ -72,6 +72,8 @@ def test_grid_runs_ranks_writes_results_then_skips(h5, tmp_path):
     assert r.exit_code == 0
     assert all(x["state"] == "done" for x in json.loads(r.stdout)["plan"]["runs"])
     assert len(Ledger().read().entries) == 4  # nothing re-run
+    r = runner.invoke(app, [*args, "--print-commands"])
+    assert r.exit_code == 0 and json.loads(r.stdout) == [] and "nothing left to run" in r.stderr
 
 
 def test_grid_over_budget_is_refused_or_fitted(h5, tmp_path):

@@ -19,8 +19,22 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     )
 
 from lvtime import __version__, signals
-from lvtime.cli import budget, codec, dataset, finetune, forecast, options, sweeps
+from lvtime.cli import options
 from lvtime.errors import Interrupted, LvtimeError
+
+# command -> the module of lvtime.cli that defines it: only the invoked command's module
+# is imported (start-up time: `lvtime flops` need not build the sweep's options)
+COMMANDS = {
+    "encode": "codec",
+    "decode": "codec",
+    "simulate": "dataset",
+    "flops": "budget",
+    "finetune": "finetune",
+    "baseline": "forecast",
+    "forecast": "forecast",
+    "sweep": "sweeps",
+    "ledger": "budget",
+}
 
 
 def _error(message: str) -> None:
@@ -30,7 +44,19 @@ def _error(message: str) -> None:
 class _Group(options.Group):
     """Every error a user can cause becomes one ``lvtime: error: ...`` line and its exit
     code: lvtime's own errors, Click's usage errors (bad flags, out-of-range values),
-    file-system errors, Ctrl-C and SIGTERM."""
+    file-system errors, Ctrl-C and SIGTERM. Commands are built when first asked for."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx, name: str):
+        if name not in COMMANDS:
+            return None
+        import importlib
+
+        sub = typer.Typer()
+        importlib.import_module(f"lvtime.cli.{COMMANDS[name]}").register(sub)
+        return typer.main.get_group(sub).commands.get(name)
 
     def invoke(self, ctx):
         try:
@@ -87,7 +113,7 @@ def _root(
 
 
 def make_app() -> typer.Typer:
-    """The ``lvtime`` app, its commands generated from the config models as they are now."""
+    """The ``lvtime`` app; each command is generated from the config models when invoked."""
     app = typer.Typer(
         cls=_Group,
         name="lvtime",
@@ -98,8 +124,6 @@ def make_app() -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(_root)
-    for module in (codec, dataset, budget, finetune, forecast, sweeps):
-        module.register(app)
     return app
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from lvtime.cli import options
-from lvtime.cli.output import console, flops_str, pct, print_json
+from lvtime.cli.output import console, flops_str, pct, print_json, print_table
 from lvtime.config import (
     FlopsOptions,
     JsonFlag,
@@ -158,7 +158,7 @@ def ledger_show(given: options.Given) -> None:
         status = "[red]stale[/]" if e.is_stale() else e.status
         spent = flops_str(e.spent_flops) if e.spent_flops is not None else "-"
         table.add_row(e.id, e.label, e.kind, status, flops_str(e.estimated_flops), spent, pct(e.counted, data.budget))
-    console.print(table)
+    print_table(table, optional=("estimate", "kind", "% budget"), whole=("id",))
     console.print(
         f"budget {flops_str(totals['budget'])}  spent {flops_str(totals['spent'])}  "
         f"reserved {flops_str(totals['reserved'])}  remaining {flops_str(totals['remaining'])}  "

@@ -20,6 +20,26 @@ console = Console(highlight=False, width=_PIPE_WIDTH, soft_wrap=not sys.stdout.i
 err_console = Console(stderr=True, highlight=False)
 
 
+def print_table(table, optional: tuple[str, ...] = (), whole: tuple[str, ...] = ()) -> None:
+    """Print ``table`` at the console's width without cutting a value to "...": the
+    ``optional`` columns are dropped, in that order, while the table is too wide; the
+    ``whole`` ones (ids a user types back) never break; the rest wrap."""
+    from rich.measure import Measurement
+
+    for column in table.columns:
+        column.overflow = "fold"
+        if column.header in whole:
+            column.min_width = max((len(str(c)) for c in column._cells), default=0)
+    unbounded = console.options.update_width(10**6)  # the width the table wants, not what it gets
+    for name in optional:
+        if Measurement.get(console, unbounded, table).maximum <= console.width:
+            break
+        headers = [c.header for c in table.columns]
+        if name in headers:
+            table.columns.pop(headers.index(name))
+    console.print(table)
+
+
 def _default(obj: Any) -> Any:
     if hasattr(obj, "tolist"):  # numpy arrays and scalars (numpy is not imported here: start-up time)
         return obj.tolist()

@@ -7,7 +7,7 @@ import sys
 import typer
 
 from lvtime.cli import options
-from lvtime.cli.output import console, err_console, flops_str, pct, print_json
+from lvtime.cli.output import console, err_console, flops_str, pct, print_json, print_table
 from lvtime.config import FinetuneConfig, SweepConfig, SweepFlags
 
 
@@ -177,7 +177,7 @@ def _print_plan(planned, summary) -> None:
             cum += p.cost
         state = p.state if p.planned else "[yellow]skipped (does not fit)[/]"
         table.add_row(p.name, state, flops_str(p.cost), pct(p.cost, budget), flops_str(cum))
-    console.print(table)
+    print_table(table, optional=("cumulative", "% budget"))
     line = (
         f"sweep total {flops_str(summary['sweep_total'])} ({pct(summary['sweep_total'], budget)}); "
         f"remaining now {flops_str(summary['remaining'])}, after {flops_str(summary['remaining_after'])}"
@@ -219,4 +219,4 @@ def _print_results(rows, keys, out, rank_by: str) -> None:
             f"{r['percent_budget']:.3g}%",
             f"{r['wall_s']:.0f}s",
         )
-    console.print(table)
+    print_table(table, optional=("val loss @0", "wall", "% budget", "ODE limit", "best ref", "steps"), whole=("run",))
