@@ -383,6 +383,14 @@ class LedgerExportOptions(LedgerFlag, ForceFlag):
     )
 
 
+class ReportOptions(JsonFlag, LedgerFlag, ForceFlag):
+    folder: str = Field(".", description="The working directory to report on.", json_schema_extra=cli(argument=True))
+    out: str | None = Field(
+        None, description="The HTML page to write (default: FOLDER/report.html).", json_schema_extra=cli("--out", "-o")
+    )
+    open: bool = Field(False, description="Open the page in a web browser once written.")
+
+
 class SweepConfig(BaseModel):
     """A sweep (its ``sweep.json``): fixed finetune options (``base``) and the options to
     vary (``grid``). Keys are :class:`FinetuneConfig` field names."""

@@ -61,6 +61,12 @@ def series_plot(out: Path, series: int) -> Path:
     return out / f"series-{series}.png"
 
 
+def series_plots(out: Path) -> list[Path]:
+    """The forecast run's series figures, in series order."""
+    found = [(p.stem.removeprefix("series-"), p) for p in out.glob("series-*.png")]
+    return [p for number, p in sorted((int(n), p) for n, p in found if n.isdigit())]
+
+
 # sweep
 SWEEP = "sweep.json"
 RESULTS = "results"  # .json, .csv, .md

@@ -1,4 +1,4 @@
-"""Output files (``simulate OUT``, ``encode -o``, ``ledger export -o``): checked before
+"""Output files (``simulate OUT``, ``encode -o``, ``ledger export -o``, ``report -o``): checked before
 any work, written atomically, and replaced (``--force``) only when lvtime wrote them.
 No torch.
 
@@ -64,6 +64,8 @@ def written_by_lvtime(path: Path, kind: str) -> bool:
         return bool(_LLMTIME_TEXT.fullmatch(text)) or (first in "[{" and '"text"' in text and '"alpha"' in text)
     if kind == "ledger-table":
         return text.startswith("FLOP budget:") or text.startswith("experiment,")
+    if kind == "report":
+        return '<meta name="generator" content="lvtime report' in text
     raise ValueError(f"unknown output kind {kind!r}")
 
 
@@ -109,4 +111,5 @@ _DESCRIPTION = {
     "dataset": "a dataset lvtime simulate wrote",
     "encoding": "lvtime encode output",
     "ledger-table": "an lvtime ledger table",
+    "report": "a page lvtime report wrote",
 }

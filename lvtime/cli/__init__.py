@@ -34,6 +34,7 @@ COMMANDS = {
     "forecast": "forecast",
     "sweep": "sweeps",
     "ledger": "budget",
+    "report": "report",
 }
 
 
