@@ -16,31 +16,21 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from tiny import TINY_CLI as TINY  # noqa: E402
+from tiny import finetune_cfg, one_line_error  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from lvtime import checkpoints, folders, layout  # noqa: E402
 from lvtime import sweep as sw  # noqa: E402
 from lvtime.cli import app  # noqa: E402
-from lvtime.config import FinetuneConfig, SweepConfig, command_args  # noqa: E402
+from lvtime.config import SweepConfig, command_args  # noqa: E402
 from lvtime.data import load_dataset  # noqa: E402
 from lvtime.errors import DataError, LedgerError, RunFolderError  # noqa: E402
 from lvtime.finetune_run import finetune  # noqa: E402
 from lvtime.ledger import Ledger  # noqa: E402
 
 runner = CliRunner()
-TINY = ["--model", "tiny-qwen2", "--context", "32", "--batch-size", "2", "--val-series", "2", "--quiet"]
-
-
-def cfg(h5, out, **kw):
-    base = dict(data=str(h5), model="tiny-qwen2", out=str(out), steps=2, context=32, batch_size=2, val_series=2)
-    return FinetuneConfig(**{**base, **kw})
-
-
-def one_line_error(result, code):
-    assert result.exit_code == code, result.output
-    err = result.stderr.strip()
-    assert err.startswith("lvtime: error: ") and "\n" not in err and "Traceback" not in err, err
-    return err
+cfg = finetune_cfg
 
 
 def strict_json(text: str):

@@ -1,6 +1,7 @@
-"""The small random Qwen2 models the tests build: one definition of their shapes.
+"""What the tests share: the small random Qwen2 models they build, a tiny-qwen2 run's
+options, and the check of a one-line error.
 
-(A helper module rather than a fixture: tests call it with different shapes, seeds and
+(A helper module rather than fixtures: tests call these with different shapes, seeds and
 devices. pytest puts this folder on the path, so ``from tiny import qwen2``.)
 """
 
@@ -40,3 +41,22 @@ def qwen2(seed: int = 0, meta: bool = False, attn: str | None = None, **shape):
         with torch.device("meta"):
             return transformers.Qwen2ForCausalLM(cfg).eval()
     return transformers.Qwen2ForCausalLM(cfg).eval()
+
+
+# a fine-tuning run of tiny-qwen2 that takes a second: CLI flags, and the config itself
+TINY_CLI = ["--model", "tiny-qwen2", "--context", "32", "--batch-size", "2", "--val-series", "2", "--quiet"]
+
+
+def finetune_cfg(h5, out, **kw):
+    from lvtime.config import FinetuneConfig
+
+    base = dict(data=str(h5), model="tiny-qwen2", out=str(out), steps=2, context=32, batch_size=2, val_series=2)
+    return FinetuneConfig(**{**base, **kw})
+
+
+def one_line_error(result, code: int) -> str:
+    """A CliRunner result that failed with ``code`` and one ``lvtime: error:`` line."""
+    assert result.exit_code == code, result.output
+    err = result.stderr.strip()
+    assert err.startswith("lvtime: error: ") and "\n" not in err and "Traceback" not in err, err
+    return err
