@@ -178,6 +178,18 @@ class FinetuneConfig(BaseModel):
     val_series: int | None = Field(None, ge=1, description="Use only the first N validation series.")
     # Evaluation and output
     eval_every: int = Field(0, ge=0, description="Validate every N steps (0: only at 0 and the end).")
+    forecast_every: int = Field(
+        0,
+        ge=0,
+        description="Forecast the first --forecast-series validation series at step 0, every N steps and at "
+        "the end, log their scores and keep the best adapter in best/ (0: off). Charged to the run.",
+    )
+    forecast_series: int = Field(20, ge=1, description="Validation series forecast per evaluation.")
+    forecast_samples: int = Field(1, ge=1, description="Samples per series in an evaluation (1: greedy).")
+    forecast_batch: int = Field(16, ge=1, description="Sequences decoded together in an evaluation.")
+    early_stop: int = Field(
+        0, ge=0, description="End the run after P forecast evaluations without a better score (0: never)."
+    )
     save_every: int = Field(0, ge=0, description="Checkpoint every N steps (0: at each validation).")
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept (the newest).")
     head: Head = "full"
@@ -210,6 +222,12 @@ class FinetuneConfig(BaseModel):
         """Steps after which validation runs: 0, every eval_every, and the last."""
         every = self.eval_every or self.steps or 1
         return sorted({0, self.steps, *range(every, self.steps, every)})
+
+    @property
+    def forecast_steps(self) -> list[int]:
+        """Steps after which the validation series are forecast (none when off)."""
+        every = self.forecast_every
+        return sorted({0, self.steps, *range(every, self.steps, every)}) if every else []
 
 
 class ForecastConfig(BaseModel):

@@ -94,6 +94,14 @@ def validate(traj: np.ndarray, time: np.ndarray, name: str = "dataset") -> None:
         raise DataError(f"{name}: /trajectories has negative values (first in series {i})")
 
 
+def time_step(ds) -> float:
+    """The dataset's time step (the ODE reference integrates in the data's time units)."""
+    steps = np.diff(ds.time)
+    if steps.size == 0 or not np.allclose(steps, steps[0], rtol=1e-6) or steps[0] <= 0:
+        raise DataError(f"{ds.path}: /time is not evenly spaced and increasing; the ODE reference needs it")
+    return float(steps[0])
+
+
 def save_dataset(path: str | os.PathLike, dataset: Dataset, force: bool = False) -> None:
     """Write the study's layout, marked as lvtime's; an existing file is replaced only
     with ``force`` and only if lvtime simulated it (see :mod:`lvtime.outfiles`)."""

@@ -50,6 +50,7 @@ class Plan:
 
 def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     """Resolve data windows and the cost of the run (tokenizer only, no weights)."""
+    from lvtime import forecast_eval
     from lvtime.data import load_dataset
     from lvtime.models import architecture_for, tokenizer_for
     from lvtime.training import eval_flops, run_estimate, step_flops
@@ -69,8 +70,10 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     if arch.max_positions and cfg.context > arch.max_positions:  # checked before any window is allocated
         raise UsageError(f"--context {cfg.context}: {arch.name} takes at most {arch.max_positions} tokens")
     tokenizer = tokenizer_for(cfg.model)
-    data = prepare_data(cfg, load_dataset(cfg.data), tokenizer)
-    estimate = run_estimate(cfg, arch, len(data.val), resume_step or 0)
+    dataset = load_dataset(cfg.data)
+    data = prepare_data(cfg, dataset, tokenizer)
+    data.forecast = forecast_eval.select(cfg, dataset, tokenizer)
+    estimate = run_estimate(cfg, arch, data, resume_step or 0)
     estimate["step_flops"] = step_flops(cfg, arch)
     estimate["eval_pass_flops"] = eval_flops(cfg, arch, len(data.val))
     return Plan(cfg, arch, data.describe(), estimate, resume_step, ledger.read().totals(), notes), data
@@ -106,10 +109,9 @@ def finetune(
     main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 holds the folder for all
     with folders.held(run_dir) if main else contextlib.nullcontext():
         the_plan, data = plan(cfg, ledger, resume)
-        if resume and the_plan.resume_step is not None and the_plan.resume_step >= cfg.steps:
-            done = layout.read_summary(run_dir)
-            if done is not None:
-                return done.model_copy(update={"already_complete": True})
+        done = layout.read_summary(run_dir) if resume and the_plan.resume_step is not None else None
+        if done is not None and (the_plan.resume_step >= cfg.steps or done.stopped_early):
+            return done.model_copy(update={"already_complete": True})  # an early stop is an end too
         if on_plan:
             on_plan(the_plan)
         return _train(cfg, the_plan, data, ledger, allow_over_budget, on_progress, label)
@@ -189,6 +191,11 @@ def _write_summary(cfg: FinetuneConfig, result, the_plan: Plan, entry_id: str | 
         flops_this_invocation=result.flops,
         budget_fraction_this_invocation=result.flops / ledger.budget(),
         wall_s=result.wall_s,
+        forecast_scores=result.forecast_scores,
+        best_step=(result.best or {}).get("step"),
+        best_score=(result.best or {}).get("score"),
+        best_flops=(result.best or {}).get("flops"),
+        stopped_early=result.stopped_early,
         ledger_entry=entry_id,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
         **the_plan.data,

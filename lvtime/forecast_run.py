@@ -65,7 +65,7 @@ def plan(s: ForecastConfig, ledger: Ledger) -> dict:
         "estimate": cost,
         "budget": ledger.read().totals(),
         "dataset": ds,
-        "dt": time_step(ds),
+        "dt": lvdata.time_step(ds),
         "architecture": arch,
     }
 
@@ -166,14 +166,6 @@ def _summary(s: ForecastConfig, p: dict, result, budget: float) -> dict:
         "flops_estimate": p["estimate"],
         "budget_fraction": result.flops / budget,
     }
-
-
-def time_step(ds) -> float:
-    """The dataset's time step (the ODE reference integrates in the data's time units)."""
-    steps = np.diff(ds.time)
-    if steps.size == 0 or not np.allclose(steps, steps[0], rtol=1e-6) or steps[0] <= 0:
-        raise UsageError(f"{ds.path}: /time is not evenly spaced and increasing; the ODE reference needs it")
-    return float(steps[0])
 
 
 def gap(scores: dict) -> dict:

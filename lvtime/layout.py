@@ -7,6 +7,7 @@ finetune run (``lvtime finetune``, and each configuration of a sweep)::
     summary.json    what the run did (:class:`RunSummary`), written when it ends
     checkpoints/    step-N/: adapter + state.pt (see lvtime.checkpoints)
     final/          the adapter, PEFT format
+    best/           with --forecast-every: the adapter of the best forecast score, PEFT format
     loss.png        loss curves (plot extra)
 
 forecast run (``lvtime baseline`` / ``lvtime forecast``)::
@@ -49,6 +50,7 @@ METRICS_LOG = "metrics.jsonl"
 SUMMARY = "summary.json"
 CHECKPOINTS = "checkpoints"
 FINAL = "final"
+BEST = "best"
 LOSS_PLOT = "loss.png"
 # forecast run
 FORECAST_METRICS = "metrics.json"
@@ -142,6 +144,11 @@ class RunSummary(BaseModel):
     wall_s: float = 0.0
     ledger_entry: str | None = None
     finished_at: str | None = None
+    forecast_scores: dict[int, float] = {}  # step -> ranking score, with --forecast-every
+    best_step: int | None = None
+    best_score: float | None = None
+    best_flops: float | None = None
+    stopped_early: bool = False
     already_complete: bool = Field(False, exclude=True)  # a --resume that found nothing left to do
 
 
@@ -213,6 +220,11 @@ def is_finished(run_dir: Path) -> bool:
 
 def final_adapter(run_dir: Path | str) -> Path:
     return Path(run_dir) / FINAL
+
+
+def best_adapter(run_dir: Path | str) -> Path:
+    """The adapter of the step with the best forecast score (``--forecast-every``)."""
+    return Path(run_dir) / BEST
 
 
 def checkpoints_dir(run_dir: Path) -> Path:

@@ -21,25 +21,43 @@ def _pyplot():
 
 
 def loss_curve(run_dir: Path) -> Path | None:
-    """``loss.png``: training loss per step and validation loss, from metrics.jsonl."""
+    """``loss.png``: training and validation loss per step and, with ``--forecast-every``,
+    the forecast score against FLOPs beside the references on the same series."""
     plt = _pyplot()
     rows = layout.read_metrics(run_dir)
     if plt is None or not rows:
         return None
+    scores = [r for r in rows if "forecast_score" in r]
+    fig, axes = plt.subplots(1, 2 if scores else 1, figsize=(11 if scores else 6, 4), squeeze=False)
+    ax = axes[0][0]
     train = [(r["step"], r["loss"]) for r in rows if "loss" in r]
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
-    fig, ax = plt.subplots(figsize=(6, 4))
     if train:
         ax.plot(*zip(*train, strict=True), label="train", alpha=0.7)
     if val:
         ax.plot(*zip(*val, strict=True), "o-", label="validation")
     ax.set(xlabel="optimizer step", ylabel="loss (nats / token)", title=run_dir.name)
     ax.legend()
+    if scores:
+        _forecast_scores(axes[0][1], scores)
     fig.tight_layout()
     path = run_dir / layout.LOSS_PLOT
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+REFERENCE_STYLE = {"seasonal": ("seasonal naive", "--"), "last_value": ("last value", ":"), "ode": ("ODE limit", "-.")}
+
+
+def _forecast_scores(ax, rows: list[dict]) -> None:
+    ax.plot([r["flops"] for r in rows], [r["forecast_score"] for r in rows], "o-", color="C1", label="model")
+    for name, score in next((r["references"] for r in rows if "references" in r), {}).items():
+        if name in REFERENCE_STYLE:
+            label, style = REFERENCE_STYLE[name]
+            ax.axhline(score, color="gray", ls=style, label=label)
+    ax.set(xlabel="FLOPs spent", ylabel="median MASE (mean of species)", title="forecasts of validation series")
+    ax.legend(fontsize=8)
 
 
 def forecast_figure(

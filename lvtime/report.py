@@ -105,7 +105,14 @@ def finetune_run(root: Path, path: Path, forecasts: list[dict]) -> dict[str, Any
         notes.append("no config.json (a run from an older lvtime, or one stopped before it started)")
     rows = layout.read_metrics(path)
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
-    scored = [f for f in forecasts if f["adapter_run"] == _rel(root, path) and f.get("score") is not None]
+    scored = [
+        {"score": f["score"], "from": f["path"]}
+        for f in forecasts
+        if f["adapter_run"] == _rel(root, path) and f.get("score") is not None
+    ]
+    logged = [r for r in rows if "forecast_score" in r]  # --forecast-every: scores during training
+    curve = [{"flops": r["flops"], "score": r["forecast_score"], "step": r["step"]} for r in logged]
+    scored += [{"score": p["score"], "from": f"step {p['step']} (in training)"} for p in curve]
     best = min(scored, key=lambda f: f["score"], default=None)
     return {
         "path": _rel(root, path),
@@ -119,7 +126,8 @@ def finetune_run(root: Path, path: Path, forecasts: list[dict]) -> dict[str, Any
         "val_loss_after": val[-1][1] if val else None,
         "wall_s": summary.wall_s if summary else None,
         "best_score": best["score"] if best else None,
-        "best_score_from": best["path"] if best else None,
+        "best_score_from": best["from"] if best else None,
+        "forecast_curve": curve,
         "loss_plot": _file(root, path / layout.LOSS_PLOT),
         "notes": notes,
     }
@@ -224,8 +232,10 @@ def frontier(runs: list[dict], forecasts: list[dict]) -> dict[str, Any]:
         return statistics.median(values) if values else None
 
     zero_shot = [f["score"] for f in scored if f["kind"] == "baseline"]
+    in_training = [{**p, "run": r["path"]} for r in runs for p in r["forecast_curve"]]
     return {
         "points": points,
+        "in_training": sorted(in_training, key=lambda p: p["flops"]),
         "best_so_far": line,
         "zero_shot": statistics.median(zero_shot) if zero_shot else None,
         "best_reference": median("best_reference_score"),

@@ -340,6 +340,7 @@ def _frontier(fr: dict, total: float) -> str:
         steps += [(p["flops"], steps[-1][1])] if steps else []
         steps.append((p["flops"], p["score"]))
     series = [
+        {"points": xy(fr.get("in_training", [])), "label": "in-training forecasts", "color": "#e0a34a"},
         {"points": xy(fr["points"]), "label": "runs", "color": "#8da4d4"},
         {"points": steps, "label": "best so far", "color": "#2456b3", "line": True},
     ]

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -24,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from lvtime import checkpoints, layout, llmtime, lora, signals
+from lvtime import checkpoints, forecast_eval, layout, llmtime, lora, signals
 from lvtime.config import FinetuneConfig
 from lvtime.distributed import Dist
 from lvtime.errors import Interrupted, TrainingError
@@ -48,12 +50,25 @@ def eval_flops(cfg: FinetuneConfig, arch: Architecture, val_windows: int) -> flo
     return sum_flops(fwd)
 
 
-def run_estimate(cfg: FinetuneConfig, arch: Architecture, val_windows: int, from_step: int = 0) -> dict:
-    """FLOPs of the steps still to run and the validation passes they include."""
-    evals = [s for s in cfg.eval_steps if s > from_step or s == from_step == 0]
+def run_estimate(cfg: FinetuneConfig, arch: Architecture, data: TrainingData, from_step: int = 0) -> dict:
+    """FLOPs of the steps still to run and the validation passes and forecast
+    evaluations (each at its upper bound) they include."""
+
+    def left(steps: list[int]) -> int:
+        return len([s for s in steps if s > from_step or s == from_step == 0])
+
     train = (cfg.steps - from_step) * step_flops(cfg, arch)
-    evaluation = len(evals) * eval_flops(cfg, arch, val_windows)
-    return {"train": train, "eval": evaluation, "total": train + evaluation, "eval_passes": len(evals)}
+    evaluation = left(cfg.eval_steps) * eval_flops(cfg, arch, len(data.val))
+    n_forecasts = left(cfg.forecast_steps) if data.forecast else 0
+    forecast = n_forecasts * forecast_eval.estimate(cfg, arch, data.forecast) if n_forecasts else 0.0
+    return {
+        "train": train,
+        "eval": evaluation,
+        "forecast": forecast,
+        "total": train + evaluation + forecast,
+        "eval_passes": left(cfg.eval_steps),
+        "forecast_passes": n_forecasts,
+    }
 
 
 # --- loss -----------------------------------------------------------------------------
@@ -137,6 +152,9 @@ class Result:
     in_flight: float = 0.0  # cost of the step or validation under way (0 between them)
     trainable: dict = field(default_factory=dict)  # LoRA parameter count and share
     wall_s: float = 0.0
+    forecast_scores: dict[int, float] = field(default_factory=dict)
+    best: dict | None = None  # step, score and FLOPs of the best forecast score
+    stopped_early: bool = False
 
 
 def lr_lambda(cfg: FinetuneConfig) -> Callable[[int], float]:
@@ -222,7 +240,8 @@ class _Run:
         self.dist, self.result = dist, result
         self.model, self.device = loaded.model, loaded.device
         self.dtype = getattr(torch, loaded.dtype)
-        self.history: dict = {"val": {}, "tokens": 0, "flops": 0.0}  # the whole run's, across resumes
+        # the whole run's, across resumes (saved in every checkpoint)
+        self.history: dict = {"val": {}, "tokens": 0, "flops": 0.0, "forecast": {}, "best": None, "since_best": 0}
         self.spent_here = 0.0  # FLOPs of this invocation (its ledger entry's)
         self.start = 0
         self.t0 = time.perf_counter()
@@ -240,13 +259,16 @@ class _Run:
         self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
         if resume_step is not None:
-            self.start, self.history = checkpoints.load(
+            self.start, loaded_history = checkpoints.load(
                 self.run_dir, resume_step, model, self.optimizer, self.scheduler
             )
+            self.history.update(loaded_history)  # checkpoints from before forecasts lack their keys
             if self.dist.main:
                 layout.trim_metrics(self.run_dir, self.start)
         self.per_step = step_flops(cfg, self.loaded.architecture)
         self.per_eval = eval_flops(cfg, self.loaded.architecture, len(self.data.val))
+        fs = self.data.forecast
+        self.per_forecast = forecast_eval.estimate(cfg, self.loaded.architecture, fs) if fs else 0.0
         self.result.steps_done, self.result.tokens = self.start, self.history["tokens"]
 
     def _numeric_ids(self) -> list[int] | None:
@@ -261,33 +283,75 @@ class _Run:
         return ids
 
     def fit(self, on_progress: Callable[[Progress], None] | None) -> None:
-        """Steps from ``start`` to ``cfg.steps``: validate and checkpoint on schedule, stop when signalled."""
+        """Steps from ``start`` to ``cfg.steps``: validate, forecast and checkpoint on
+        schedule; stop when signalled, or early when forecasts stopped improving."""
         cfg, history = self.cfg, self.history
         self.model.train()
         if self.start == 0 and "0" not in history["val"]:
             val0 = self.validate(0)
             if on_progress:
                 on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, history["flops"], val0))
+        if self.start == 0 and 0 in cfg.forecast_steps and "0" not in history["forecast"]:
+            self.forecast(0)
         save_every = cfg.save_every or cfg.eval_every
         with signals.StopFlag() as stop:
             for step in range(self.start, cfg.steps):
                 mean_loss, lr_now, tps = self.step(step)
                 done = step + 1
                 val = self.validate(done) if done in cfg.eval_steps else None
+                early = done in cfg.forecast_steps and self.forecast(done)
                 if on_progress:
                     on_progress(Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val))
                 stopping = self.dist.any(stop.raised)
-                if stopping or (save_every and done % save_every == 0) or done == cfg.steps:
+                if stopping or early or (save_every and done % save_every == 0) or done == cfg.steps:
                     try:
                         self.checkpoint(done)
                     except TrainingError:
                         self.stop_non_finite(f"the weights are not finite after step {done}")
+                if early:
+                    self.result.stopped_early = True
+                    return
                 if stopping:
                     self.result.wall_s = time.perf_counter() - self.t0
                     raise Interrupted(
                         f"stopped after step {done} of {cfg.steps}; checkpoint saved. "
                         f"Resume with: lvtime finetune --resume {self.run_dir}"
                     )
+
+    def forecast(self, step: int) -> bool:
+        """Forecast the validation series with the adapter as it is (rank 0), log the
+        scores, keep the best adapter in ``best/``; True when early stopping is due."""
+        cfg, h = self.cfg, self.history
+        if self.dist.main:
+            self.result.in_flight = self.per_forecast
+            self.model.eval()
+            with _autocast(self.device, self.dtype):
+                r = forecast_eval.evaluate(
+                    self.model, self.loaded.tokenizer, self.loaded.architecture, cfg, self.data.forecast
+                )
+            self.model.train()
+            self.spend(r["flops"])
+            h["forecast"][str(step)] = r["score"]
+            if h["best"] is None or r["score"] < h["best"]["score"]:
+                h["best"], h["since_best"] = {"step": step, "score": r["score"], "flops": h["flops"]}, 0
+                self.save_best()
+            else:
+                h["since_best"] += 1
+            row = {"step": step, "forecast_score": r["score"], **{sp: r[sp] for sp in ("prey", "predator")}}
+            row.update(forecast_flops=r["flops"], parse_failures=r["parse_failures"], flops=h["flops"])
+            self.log(
+                {**row, **({"references": self.data.forecast.references} if step == 0 else {}), "time": time.time()}
+            )
+        return self.dist.any(bool(cfg.early_stop) and h["since_best"] >= cfg.early_stop)
+
+    def save_best(self) -> None:
+        """``best/``: the adapter of the best forecast score so far, replaced whole."""
+        best = layout.best_adapter(self.run_dir)
+        tmp = best.with_name(f".{best.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        lora.save_adapter(self.model, tmp, base_model=self.cfg.model)
+        shutil.rmtree(best, ignore_errors=True)
+        os.replace(tmp, best)
 
     def step(self, step: int) -> tuple[float, float, float]:
         """One optimizer step; returns (mean loss, its learning rate, tokens/s)."""
@@ -379,6 +443,8 @@ class _Run:
     def finish(self) -> Result:
         result = self.result
         result.val_losses = {int(k): v for k, v in self.history["val"].items()}
+        result.forecast_scores = {int(k): v for k, v in self.history["forecast"].items()}
+        result.best = self.history["best"]
         result.tokens = self.history["tokens"]
         result.wall_s = time.perf_counter() - self.t0
         if self.dist.main:

@@ -97,6 +97,7 @@ class TrainingData:
     train: Windows
     val: Windows
     alpha: float | None  # the global alpha, when used
+    forecast: object = None  # the validation series forecast during training (lvtime.forecast_eval.ForecastSet)
 
     def describe(self) -> dict:
         return {

@@ -36,7 +36,8 @@ def study(tmp_path_factory) -> Path:
     short = ["--history", "10", "--horizon", "5", "--limit", "3", "--plot-series", "1", *common]
     lv("baseline", h5, "--model", "tiny-qwen2", *short, "--out", root / "runs/baseline")
     lv("finetune", h5, *tiny, "--steps", "2", "--out", root / "runs/a")
-    lv("finetune", h5, *tiny, "--steps", "1", "--rank", "2", "--out", root / "runs/b")
+    in_training = ["--forecast-every", "1", "--forecast-series", "2", "--history", "10"]
+    lv("finetune", h5, *tiny, "--steps", "1", "--rank", "2", *in_training, "--out", root / "runs/b")
     lv("forecast", h5, "--adapter", root / "runs/a/final", *short, "--out", root / "runs/a/forecast")
     sweep = ["sweep", h5, *tiny, "--steps", "1", "--rank", "2,4", "--history", "10", "--rank-by", "forecast"]
     lv(*sweep, "--forecast-series", "2", "--out", root / "runs/sweep")
@@ -110,7 +111,10 @@ def test_the_page_holds_every_entry_and_run_with_their_own_numbers(study):
         assert float(cells[4]["value"]) == gap["model"] and float(cells[6]["value"]) == gap["best_reference_score"]
     best_a = min(f["score"] for f in doc["forecasts"] if f["adapter_run"] == "runs/a")
     assert next(r for r in doc["runs"] if r["path"] == "runs/a")["best_score"] == best_a
-    assert len(doc["frontier"]["points"]) == 3 and doc["frontier"]["zero_shot"] is not None
+    assert len(doc["frontier"]["points"]) == 4 and doc["frontier"]["zero_shot"] is not None
+    b = next(r for r in doc["runs"] if r["path"] == "runs/b")  # scored during training only
+    assert [p["step"] for p in doc["frontier"]["in_training"]] == [0, 1] and b["best_score_from"].startswith("step")
+    assert b["best_score"] == layout.read_summary(study / "runs/b").best_score
 
 
 def test_the_page_asks_the_network_for_nothing(study):

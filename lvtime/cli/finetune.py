@@ -100,6 +100,12 @@ def _print_summary(summary, cfg, budget: float) -> None:
         f"{summary.wall_s:.0f}s\ntrained {summary.trainable_params:,} LoRA parameters "
         f"({summary.trainable_percent:.3g}% of the model); adapter: {Path(cfg.out) / 'final'}"
     )
+    if summary.best_step is not None:
+        early = " (stopped early: no better score in the last evaluations)" if summary.stopped_early else ""
+        console.print(
+            f"best forecast score (median MASE, mean of species) {summary.best_score:.3g} at step "
+            f"{summary.best_step}, {flops_str(summary.best_flops)} FLOPs; adapter: {Path(cfg.out) / 'best'}{early}"
+        )
 
 
 def _fmt(x) -> str:
@@ -121,9 +127,12 @@ def _print_plan(p, brief: bool = False) -> None:
         f"{d['val_windows']} validation windows ({d['val_tokens']} tokens) of {cfg.context}"
     )
     start = f" from step {p.resume_step}" if p.resume_step else ""
+    forecasts = (
+        f" + {flops_str(est['forecast'])} for {est['forecast_passes']} forecasts" if est["forecast_passes"] else ""
+    )
     console.print(
         f"cost{start}: {flops_str(est['train'])} training + {flops_str(est['eval'])} for "
-        f"{est['eval_passes']} validation passes = [bold]{flops_str(est['total'])}[/] FLOPs "
+        f"{est['eval_passes']} validation passes{forecasts} = [bold]{flops_str(est['total'])}[/] FLOPs "
         f"({pct(est['total'], budget['budget'])} of budget); "
         f"remaining after: {flops_str(budget['remaining'] - est['total'])}"
     )
