@@ -185,7 +185,7 @@ def chart(series: list[dict], hlines: list[tuple], xlabel: str, ylabel: str, xlo
             out.append(f'<polyline points="{path}" fill="none" stroke="{s["color"]}" stroke-width="2"/>')
         title = f"<title>{esc(s['label'])}</title>"
         out += [f'<circle cx="{a:.1f}" cy="{b:.1f}" r="3.5" fill="{s["color"]}">{title}</circle>' for a, b in xy]
-    legend = "".join(f'<tspan fill="{s["color"]}">\u25cf {esc(s["label"])}   </tspan>' for s in series)
+    legend = "".join(f'<tspan fill="{s["color"]}">\u25cf {esc(s["label"])}   </tspan>' for s in series if s["points"])
     out.append(f'<text x="{frame.LEFT + 6}" y="{frame.TOP + 14}">{legend}</text></svg>')
     return "\n".join(out)
 
@@ -299,9 +299,11 @@ def _forecasts(forecasts: list[dict], runs: list[dict], root: Path) -> str:
     if scored:
         best = min(scored, key=lambda f: f["score"])
         out += f"<h3>Best forecast: {esc(best['path'])}</h3>" + _species_table(best)
-        out += "".join(image(root, p, f"{best['path']}: {Path(p).stem}") for p in best["plots"])
-        if not best["plots"]:
+        pictured = min((f for f in scored if f["plots"]), key=lambda f: f["score"], default=None)
+        if pictured is None:
             out += _notes([NO_PLOTS + " and forecast with --out"])
+        else:  # a sweep's ranking forecasts draw no figures: show the best that did
+            out += "".join(image(root, p, f"{pictured['path']}: {Path(p).stem}") for p in pictured["plots"])
     return out
 
 
