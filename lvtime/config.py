@@ -428,6 +428,25 @@ class SweepConfig(BaseModel):
     forecast_series: int = Field(20, ge=1, description="Validation series forecast per run with --rank-by forecast.")
     base: dict[str, Any] = Field(default_factory=dict, description="Finetune options kept fixed.")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Finetune option -> values to try, in order.")
+    search: Literal["grid", "random", "tpe"] = Field(
+        "grid",
+        description="grid: every configuration, in order; random or tpe: --trials configurations chosen by "
+        "Optuna from the grid's values and the file's space, ranked by forecast score (search extra).",
+    )
+    trials: int = Field(10, ge=1, description="Trials of a random or tpe search.")
+    space: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Search space (file only): option -> choices, or {"low": 1e-5, "high": 1e-2, "log": true}.',
+    )
+    prune: Literal["none", "asha", "hyperband"] = Field(
+        "none", description="Stop trials whose in-training forecast scores fall behind (random or tpe search)."
+    )
+    max_flops: float | None = Field(
+        None, gt=0, description="FLOP cap for the whole search, trials' forecasts included."
+    )
+    storage: str | None = Field(
+        None, description="Optuna storage URL shared by workers on several machines (default: a file in the sweep)."
+    )
 
     @model_validator(mode="after")
     def _options(self) -> SweepConfig:
@@ -438,6 +457,17 @@ class SweepConfig(BaseModel):
                 raise ValueError(f"{key!r} is not a finetune option")
             if key == "out":
                 raise ValueError("'out' is the sweep's own folder (each configuration gets a sub-folder)")
+        for key, domain in self.space.items():
+            if key not in FinetuneConfig.model_fields or key == "out":
+                raise ValueError(f"space: {key!r} is not a finetune option")
+            if isinstance(domain, dict):
+                if not {"low", "high"} <= domain.keys() or not set(domain) <= {"low", "high", "log"}:
+                    raise ValueError(f"space: {key!r} takes a list of choices or low, high and log")
+                finetune_value(key, domain["low"]), finetune_value(key, domain["high"])
+            elif not isinstance(domain, list) or not domain:
+                raise ValueError(f"space: {key!r} has no values")
+            else:
+                self.space[key] = [finetune_value(key, v) for v in domain]
         self.base = {key: finetune_value(key, value) for key, value in self.base.items()}
         for key, values in self.grid.items():
             if not values:

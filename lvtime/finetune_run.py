@@ -196,6 +196,7 @@ def _write_summary(cfg: FinetuneConfig, result, the_plan: Plan, entry_id: str | 
         best_score=(result.best or {}).get("score"),
         best_flops=(result.best or {}).get("flops"),
         stopped_early=result.stopped_early,
+        pruned=result.pruned,
         ledger_entry=entry_id,
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S"),
         **the_plan.data,

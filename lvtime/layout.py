@@ -19,6 +19,7 @@ forecast run (``lvtime baseline`` / ``lvtime forecast``)::
 sweep::
 
     sweep.json      the SweepConfig; results.json / .csv / .md: the ranking
+    search.journal  a random/tpe search's trials (Optuna's journal file), trial-N/ its runs
     logs/NAME.log   output of each configuration's processes (--jobs)
     NAME/           a finetune run (with forecast-val/, a forecast run, when ranked by forecast)
 
@@ -73,6 +74,7 @@ def series_plots(out: Path) -> list[Path]:
 SWEEP = "sweep.json"
 RESULTS = "results"  # .json, .csv, .md
 LOGS = "logs"
+SEARCH_JOURNAL = "search.journal"  # Optuna's record of a random/tpe search's trials
 SWEEP_PLOTS = {"forecast": "forecast.png", "heatmap": "heatmap.png", "curves": "curves.png"}
 FORECAST_VAL = "forecast-val"  # inside a sweep's run folder, with rank_by=forecast
 
@@ -149,6 +151,7 @@ class RunSummary(BaseModel):
     best_score: float | None = None
     best_flops: float | None = None
     stopped_early: bool = False
+    pruned: bool = False  # stopped by a search's pruner
     already_complete: bool = Field(False, exclude=True)  # a --resume that found nothing left to do
 
 
@@ -258,6 +261,10 @@ def write_sweep(sweep_dir: Path, spec: SweepConfig) -> None:
 
 def results_path(sweep_dir: Path, suffix: str) -> Path:
     return sweep_dir / f"{RESULTS}.{suffix}"
+
+
+def trial_dir(sweep_dir: Path, number: int) -> Path:
+    return sweep_dir / f"trial-{number}"
 
 
 def forecast_dir(run_dir: Path | str) -> Path:

@@ -289,11 +289,9 @@ def collect(sweep: SweepConfig, planned: list[PlannedRun], budget: float) -> lis
     return rows
 
 
-def _result_row(sweep: SweepConfig, p: PlannedRun, budget: float) -> dict | None:
-    s = layout.read_summary(Path(p.config.out))
-    if s is None:
-        return None
-    row = {
+def result_row(p: PlannedRun, s: layout.RunSummary, budget: float) -> dict:
+    """A finished run's row of the results tables."""
+    return {
         "run": p.name,
         **p.values,
         "val_loss_0": s.val_loss_before,
@@ -304,6 +302,13 @@ def _result_row(sweep: SweepConfig, p: PlannedRun, budget: float) -> dict | None
         "wall_s": s.wall_s,
         "out": p.config.out,
     }
+
+
+def _result_row(sweep: SweepConfig, p: PlannedRun, budget: float) -> dict | None:
+    s = layout.read_summary(Path(p.config.out))
+    if s is None:
+        return None
+    row = result_row(p, s, budget)
     doc = layout.read_forecast_metrics(layout.forecast_dir(p.config.out)) if sweep.rank_by == "forecast" else None
     if doc is not None:
         gap = doc["gap"]

@@ -139,6 +139,7 @@ class Progress:
     tokens_per_s: float
     flops: float
     val_loss: float | None = None
+    forecast_score: float | None = None  # with --forecast-every, at the steps it forecast
 
 
 @dataclass
@@ -154,7 +155,8 @@ class Result:
     wall_s: float = 0.0
     forecast_scores: dict[int, float] = field(default_factory=dict)
     best: dict | None = None  # step, score and FLOPs of the best forecast score
-    stopped_early: bool = False
+    stopped_early: bool = False  # --early-stop, or the caller asked (pruned)
+    pruned: bool = False  # on_progress asked to stop (a search's pruner)
 
 
 def lr_lambda(cfg: FinetuneConfig) -> Callable[[int], float]:
@@ -243,6 +245,7 @@ class _Run:
         # the whole run's, across resumes (saved in every checkpoint)
         self.history: dict = {"val": {}, "tokens": 0, "flops": 0.0, "forecast": {}, "best": None, "since_best": 0}
         self.spent_here = 0.0  # FLOPs of this invocation (its ledger entry's)
+        self.last_score: float | None = None  # of the latest forecast evaluation
         self.start = 0
         self.t0 = time.perf_counter()
 
@@ -289,19 +292,25 @@ class _Run:
         self.model.train()
         if self.start == 0 and "0" not in history["val"]:
             val0 = self.validate(0)
+            score0 = None
+            if 0 in cfg.forecast_steps and "0" not in history["forecast"]:
+                self.forecast(0)  # never an early stop: nothing to compare with yet
+                score0 = self.last_score
             if on_progress:
-                on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, history["flops"], val0))
-        if self.start == 0 and 0 in cfg.forecast_steps and "0" not in history["forecast"]:
-            self.forecast(0)
+                on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, history["flops"], val0, score0))
         save_every = cfg.save_every or cfg.eval_every
         with signals.StopFlag() as stop:
             for step in range(self.start, cfg.steps):
                 mean_loss, lr_now, tps = self.step(step)
                 done = step + 1
                 val = self.validate(done) if done in cfg.eval_steps else None
-                early = done in cfg.forecast_steps and self.forecast(done)
+                forecast = done in cfg.forecast_steps
+                early = forecast and self.forecast(done)
                 if on_progress:
-                    on_progress(Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val))
+                    score = self.last_score if forecast else None
+                    progress = Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val, score)
+                    self.result.pruned = self.dist.any(bool(on_progress(progress)))  # True: the caller stops it
+                    early = early or self.result.pruned
                 stopping = self.dist.any(stop.raised)
                 if stopping or early or (save_every and done % save_every == 0) or done == cfg.steps:
                     try:
@@ -331,7 +340,7 @@ class _Run:
                 )
             self.model.train()
             self.spend(r["flops"])
-            h["forecast"][str(step)] = r["score"]
+            h["forecast"][str(step)] = self.last_score = r["score"]
             if h["best"] is None or r["score"] < h["best"]["score"]:
                 h["best"], h["since_best"] = {"step": step, "score": r["score"], "flops": h["flops"]}, 0
                 self.save_best()

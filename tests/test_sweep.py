@@ -165,7 +165,7 @@ def test_best_command_reproduces_every_finetune_option(h5, tmp_path):
         weight_decay=0.01, schedule="cosine", warmup=2, clip_grad=0.5, seed=3, decimals=3, alpha_mode="global",
         alpha_from="history", history=6, window_starts="steps", split_scheme="random", train_series=5, val_series=2,
         eval_every=3, save_every=2, keep_checkpoints=3, head="numeric", device="cpu", dtype="float32", compile=True,
-        convention="exact",
+        convention="exact", forecast_every=3, forecast_series=2, forecast_samples=2, forecast_batch=4, early_stop=2,
     )  # fmt: skip
     defaults = FinetuneConfig()
     assert all(getattr(cfg, f) != getattr(defaults, f) for f in FinetuneConfig.model_fields)  # every field differs

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
+from pathlib import Path
 
 import typer
 
@@ -12,7 +14,7 @@ from lvtime.config import FinetuneConfig, SweepConfig, SweepFlags
 
 
 def register(app: typer.Typer) -> None:
-    command = options.command(SweepConfig, SweepFlags, skip=("base", "grid"), lists_of=FinetuneConfig)
+    command = options.command(SweepConfig, SweepFlags, skip=("base", "grid", "space"), lists_of=FinetuneConfig)
     app.command("sweep", cls=options.Command)(command(sweep))
 
 
@@ -35,6 +37,9 @@ def sweep(given: options.Given) -> None:
     flags = given.build(SweepFlags)
     lg = Ledger(flags.ledger)
     spec = _spec(given, flags)
+    if spec.search != "grid":
+        _search(spec, lg, flags)
+        return
     planned, summary = sw.plan(spec, lg, flags.fit_budget)
     if flags.print_commands:
         _print_commands(spec, planned, lg, flags.allow_over_budget, flags.as_json)
@@ -86,9 +91,102 @@ def _spec(given: options.Given, flags: SweepFlags):
             base[name] = value[0] if several else value
             grid.pop(name, None)
     base.update(_parse_sets(flags.fix))
-    if not grid and not base:
+    if not grid and not base and not spec.space:
         raise UsageError("nothing to sweep: give options several values (e.g. --rank 2,4,8) or --config")
     return options.build(SweepConfig, **{**spec.model_dump(), **given.of(SweepConfig), "base": base, "grid": grid})
+
+
+def _search(spec, lg, flags) -> None:
+    """A random or tpe search: its plan, its worker command, or the search itself."""
+    from lvtime import search
+
+    search.load_optuna()  # one line naming the extra, before anything else
+    plan = _search_plan(spec, lg, flags.allow_over_budget)
+    if flags.print_commands:
+        _print_worker(spec, lg, flags)
+    elif flags.dry_run:
+        print_json(plan) if flags.as_json else console.print(_describe(plan, lg.budget()))
+    else:
+        rows = _work_search(spec, lg, flags)
+        best = search.trial_config(spec, int(rows[0]["run"].split("-")[1]), _values(rows[0], spec)) if rows else None
+        best_command = _best_command(best)
+        if flags.as_json:
+            print_json({"plan": plan, "results": rows, "best_command": best_command})
+            return
+        _print_results(rows, list(search.space_of(spec)), spec.out, "forecast")
+        if best_command:
+            console.print("best configuration, as a finetune command:")
+            console.print(best_command, soft_wrap=True)
+
+
+def _search_plan(spec, lg, allow_over_budget: bool) -> dict:
+    """What the search may spend: trials x the first trial's estimate, within the cap and the budget."""
+    per_trial = _trial_cost(spec, lg)
+    room = lg.read().totals()["remaining"]
+    limits = [spec.trials * per_trial, spec.max_flops, None if allow_over_budget else room]
+    return {
+        "search": spec.search,
+        "trials": spec.trials,
+        "prune": spec.prune,
+        "first_trial_cost": per_trial,
+        "most_flops": min(x for x in limits if x is not None),
+        "remaining": room,
+        "out": spec.out,
+    }
+
+
+def _describe(plan: dict, budget: float) -> str:
+    return (
+        f"{plan['search']} search of {plan['trials']} trials in {plan['out']} (prune: {plan['prune']}): a trial "
+        f"costs about {flops_str(plan['first_trial_cost'])} FLOPs; the search spends at most "
+        f"{flops_str(plan['most_flops'])} ({pct(plan['most_flops'], budget)} of budget)"
+    )
+
+
+def _print_worker(spec, lg, flags) -> None:
+    """One worker's command line: run it on as many machines as share the storage and ledger."""
+    from lvtime import layout, search
+    from lvtime import sweep as sw
+
+    sw.open_folder(spec)
+    command = ["lvtime", *search.worker_command(Path(spec.out) / layout.SWEEP, lg, flags.allow_over_budget)]
+    print_json([command]) if flags.as_json else print(shlex.join(command))
+
+
+def _trial_cost(spec, lg) -> float:
+    """The estimate of the search's first configuration (each choice's first value)."""
+    from lvtime import finetune_run, search
+
+    first = {k: v[0] if isinstance(v, list) else v["high"] for k, v in search.space_of(spec).items()}
+    the_plan, _ = finetune_run.plan(search.trial_config(spec, 0, first), lg)
+    return the_plan.estimate["total"]
+
+
+def _work_search(spec, lg, flags) -> list[dict]:
+    from lvtime import jobs, layout, search
+    from lvtime import sweep as sw
+
+    if flags.jobs == 1:
+        return search.run(spec, lg, flags.allow_over_budget)
+    sw.open_folder(spec)  # the workers read the search from its sweep.json
+    command = search.worker_command(Path(spec.out) / "sweep.json", lg, flags.allow_over_budget)
+    work = [
+        jobs.Job(f"worker-{i}", [command], layout.log_path(Path(spec.out), f"worker-{i}")) for i in range(flags.jobs)
+    ]
+    jobs.run(work, flags.jobs, _devices(flags.devices, spec, flags.jobs))
+    return search.collect(spec, search.open_study(spec), lg.budget())
+
+
+def _values(row: dict, spec) -> dict:
+    from lvtime import search
+
+    return {k: row[k] for k in search.space_of(spec) if k in row}
+
+
+def _best_command(cfg) -> str | None:
+    from lvtime import sweep as sw
+
+    return sw.finetune_command(cfg) if cfg is not None else None
 
 
 def _devices(devices: list[str], spec, jobs: int) -> list[str]:

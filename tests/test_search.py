@@ -1,0 +1,123 @@
+"""Adaptive search on Optuna (issue 18 part 2): the pruner stops a hopeless trial and it is
+charged what it spent; the budget caps the search; workers share one study; a killed
+worker's trial is replaced and its reservation settled; without Optuna, one line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+optuna = pytest.importorskip("optuna")
+pytest.importorskip("torch")
+
+from tiny import TINY_CLI, finetune_cfg  # noqa: E402
+from typer.testing import CliRunner  # noqa: E402
+
+from lvtime import folders, layout, search  # noqa: E402
+from lvtime.cli import app  # noqa: E402
+from lvtime.config import SweepConfig  # noqa: E402
+from lvtime.errors import UsageError  # noqa: E402
+from lvtime.finetune_run import plan  # noqa: E402
+from lvtime.ledger import Ledger  # noqa: E402
+
+runner = CliRunner()
+BASE = dict(steps=6, forecast_every=2, forecast_series=3, history=10)
+
+
+def spec(h5, tmp_path, **kw) -> SweepConfig:
+    base = finetune_cfg(h5, "x", **BASE).model_dump(exclude={"out"})
+    return SweepConfig(out=str(tmp_path / "s"), base=base, search="random", **kw)
+
+
+def trials(s: SweepConfig):
+    return search.open_study(s).get_trials(deepcopy=False)
+
+
+def test_the_pruner_stops_a_hopeless_learning_rate_and_it_pays_only_what_it_spent(small_h5, tmp_path):
+    s = spec(small_h5, tmp_path, trials=2, prune="asha", grid={"lr": [1e-2, 1e-12]})
+    study = search.open_study(s)
+    study.enqueue_trial({"lr": 1e-2})  # a learning rate that moves the forecasts
+    study.enqueue_trial({"lr": 1e-12})  # one that cannot: its scores stay where they started
+    rows = search.run(s, Ledger())
+    states = {t.number: t.state for t in trials(s)}
+    assert states == {0: optuna.trial.TrialState.COMPLETE, 1: optuna.trial.TrialState.PRUNED}
+    hopeless = layout.read_summary(layout.trial_dir(tmp_path / "s", 1))
+    assert hopeless.pruned and hopeless.steps < 6  # stopped before its last step
+    entry = next(e for e in Ledger().read().entries if e.outputs == [str(layout.trial_dir(tmp_path / "s", 1))])
+    assert entry.spent_flops == pytest.approx(hopeless.flops_total) and entry.spent_flops < entry.estimated_flops
+    assert [r["run"] for r in rows] == ["trial-0", "trial-1"] and rows[1]["pruned"]
+
+
+def test_a_search_whose_budget_fits_three_trials_runs_three(small_h5, tmp_path):
+    s = spec(small_h5, tmp_path, trials=10, grid={"lr": [1e-3, 1e-2]})
+    one, _ = plan(search.trial_config(s, 0, {"lr": 1e-3}), Ledger())
+    capped = s.model_copy(update={"max_flops": 3.5 * one.estimate["total"]})
+    search.run(capped, Ledger())
+    done = [t for t in trials(capped) if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 3 and len(Ledger().read().entries) == 3
+    assert search.spent_by(capped, Ledger()) <= capped.max_flops
+
+
+def test_a_search_without_optuna_says_what_to_install(small_h5, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(UsageError, match=r"pip install 'lvtime\[search\]'"):
+        search.load_optuna()
+    r = runner.invoke(app, ["sweep", str(small_h5), *TINY_CLI, "--lr", "1e-3,1e-2", "--search", "tpe", "--dry-run"])
+    assert r.exit_code == 2 and "lvtime[search]" in r.stderr
+
+
+def _sweep_args(h5, out, trials):
+    args = ["sweep", str(h5), *TINY_CLI, "--steps", "4", "--forecast-every", "2", "--forecast-series", "2"]
+    return args + [
+        "--history",
+        "10",
+        "--lr",
+        "1e-3,1e-2",
+        "--search",
+        "random",
+        "--trials",
+        str(trials),
+        "--out",
+        str(out),
+    ]
+
+
+@pytest.mark.slow
+def test_two_workers_complete_n_trials_once_each_and_the_ledger_adds_up(small_h5, tmp_path):
+    r = runner.invoke(app, [*_sweep_args(small_h5, tmp_path / "s", 4), "--jobs", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    s = SweepConfig.model_validate_json((tmp_path / "s" / layout.SWEEP).read_text())
+    finished = [t for t in trials(s) if t.state == optuna.trial.TrialState.COMPLETE]
+    assert sorted(t.number for t in finished) == [0, 1, 2, 3]
+    entries = Ledger().read().entries
+    assert sorted(e.outputs[0] for e in entries) == sorted(str(layout.trial_dir(tmp_path / "s", n)) for n in range(4))
+    assert Ledger().read().totals()["spent"] == pytest.approx(sum(e.spent_flops for e in entries))
+    assert len(json.loads(r.stdout)["results"]) == 4
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_nothing_stuck_and_a_rerun_completes_the_search(small_h5, tmp_path):
+    out = tmp_path / "s"
+    args = [sys.executable, "-m", "lvtime", *_sweep_args(small_h5, out, 2)]
+    args[args.index("--steps") + 1] = "40"  # long enough to be killed mid-trial
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        if folders.holder(layout.trial_dir(out, 0)) and layout.read_metrics(layout.trial_dir(out, 0)):
+            break
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(e.status == "running" for e in Ledger().read().entries)  # the dead worker's reservation
+    rerun = [*_sweep_args(small_h5, out, 2), "--quiet"]
+    r = runner.invoke(app, rerun)
+    assert r.exit_code == 0, r.output
+    assert not any(e.status == "running" for e in Ledger().read().entries)
+    s = SweepConfig.model_validate_json((out / layout.SWEEP).read_text())
+    states = [t.state for t in trials(s)]
+    assert states[0] == optuna.trial.TrialState.FAIL  # replaced...
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2  # ...and the search completed
+    assert os.path.exists(out / layout.SEARCH_JOURNAL)
