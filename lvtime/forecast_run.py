@@ -171,10 +171,10 @@ def _summary(s: ForecastConfig, p: dict, result, budget: float) -> dict:
 def gap(scores: dict) -> dict:
     """The model's median MASE (mean over species) beside the best naive reference's
     and the ODE limit's: how far the model is from each, at one glance."""
+    from lvtime.forecast_eval import ranking
 
     def mase(name: str) -> float:
-        agg = scores[name]["aggregate"]
-        return float(np.mean([agg[sp]["mase"]["median"] for sp in ("prey", "predator")]))
+        return ranking(scores[name]["aggregate"])
 
     naive = {k: mase(k) for k in scores if k not in ("model", "ode")}
     best = min(naive, key=naive.get) if naive else None
