@@ -27,12 +27,18 @@ _SNIFF_BYTES = 4096
 _LLMTIME_TEXT = re.compile(r"[0-9.,;\s]*")
 
 
-def check(path: str | os.PathLike, force: bool, kind: str, what: str = "--out") -> Path:
-    """``path`` as a Path if a ``kind`` file ("dataset", "encoding", "ledger-table") may
-    be written there, else a one-line :class:`UsageError`. Only reads the file system."""
+def check(path: str | os.PathLike, force: bool, kind: str, what: str = "--out", ledger=None) -> Path:
+    """``path`` as a Path if a ``kind`` file ("dataset", "encoding", "ledger-table",
+    "report") may be written there, else a one-line :class:`UsageError`. Never the ledger's
+    path (``ledger``, else the default one), even before the ledger exists: a file there
+    would be read as a corrupt ledger by every command. Only reads the file system."""
+    from lvtime.ledger import default_path
+
     p = folders.named_path(path, what, "a file")
     if p.is_dir():
         raise UsageError(f"{what} {p}: is a folder; name a file inside it")
+    if os.path.realpath(p) == os.path.realpath(ledger or default_path()):
+        raise UsageError(f"{what} {p}: is the ledger's path; name another file")
     if p.exists():
         if not force:
             raise UsageError(f"{what} {p}: already exists (use --force to overwrite)")

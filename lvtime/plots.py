@@ -179,7 +179,8 @@ def _forecast_figure(plt, path: Path, rows: list[dict]) -> Path:
     ax.set(
         xscale="log", xlabel="training FLOPs", ylabel="median MASE (mean of species)", title="forecast score per run"
     )
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # a search's rows carry no reference scores to draw
+        ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

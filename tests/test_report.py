@@ -164,6 +164,9 @@ def test_the_report_writes_only_its_page_and_only_over_its_own(study, tmp_path):
     assert set(after) - set(before) == {out} and all(after[p] == before[p] for p in before)
     r = runner.invoke(app, ["report", str(copy), "-o", str(out)])
     assert r.exit_code == 2 and "already exists" in r.stderr  # its own page still needs --force
+    r = runner.invoke(app, ["report", str(copy), "-o", str(tmp_path / "fresh" / "lvtime-ledger.json"), "--ledger",
+                            str(tmp_path / "fresh" / "lvtime-ledger.json")])  # fmt: skip
+    assert r.exit_code == 2 and "ledger's path" in r.stderr  # not even before the ledger exists
     notes = copy / "notes.html"
     notes.write_text("<p>my notes</p>")
     r = runner.invoke(app, ["report", str(copy), "-o", str(notes), "--force"])

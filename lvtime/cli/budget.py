@@ -225,7 +225,7 @@ def ledger_export(given: options.Given) -> None:
     o = given.build(LedgerExportOptions)
     out = Path(o.out) if o.out else None
     if out is not None:
-        outfiles.check(out, o.force, "ledger-table")
+        outfiles.check(out, o.force, "ledger-table", ledger=o.ledger)
     fmt = o.format or ("csv" if out is not None and out.suffix.lower() == ".csv" else "md")
     data = Ledger(o.ledger).read()
     text = _csv(report_rows(data)) if fmt == "csv" else _markdown(report_rows(data), data.budget)

@@ -38,9 +38,10 @@ def report(given: options.Given) -> None:
     root = Path(o.folder)
     if not root.is_dir():
         raise UsageError(f"{root}: not a folder")
-    target = root / "report.html" if o.out is None else o.out
-    out = outfiles.check(target, o.force, "report") if not o.as_json or o.out is not None else None
     ledger = Ledger(o.ledger or os.environ.get("LVTIME_LEDGER") or root / DEFAULT_PATH)
+    target = root / "report.html" if o.out is None else o.out
+    wanted = not o.as_json or o.out is not None  # --json alone prints, writes nothing
+    out = outfiles.check(target, o.force, "report", ledger=ledger.path) if wanted else None
     doc = collect(root.resolve(), ledger)
     if o.as_json:
         print_json(doc)
