@@ -169,7 +169,7 @@ def _work_search(spec, lg, flags) -> list[dict]:
     if flags.jobs == 1:
         return search.run(spec, lg, flags.allow_over_budget)
     sw.open_folder(spec)  # the workers read the search from its sweep.json
-    command = search.worker_command(Path(spec.out) / "sweep.json", lg, flags.allow_over_budget)
+    command = search.worker_command(Path(spec.out) / layout.SWEEP, lg, flags.allow_over_budget)
     work = [
         jobs.Job(f"worker-{i}", [command], layout.log_path(Path(spec.out), f"worker-{i}")) for i in range(flags.jobs)
     ]
