@@ -197,10 +197,12 @@ def sweep(root: Path, path: Path) -> dict[str, Any]:
     if rows is None and not notes:
         notes.append("no results.json yet: the sweep has not collected its runs")
     figures = {k: _file(root, path / v) for k, v in layout.SWEEP_PLOTS.items()}
+    search = spec.get("search", "grid")
     return {
         "path": _rel(root, path),
-        "rank_by": spec.get("rank_by", "val_loss"),
-        "grid": spec.get("grid", {}),
+        "search": search,  # random or tpe: ranked by forecasts, trials may be pruned
+        "rank_by": "forecast" if search != "grid" else spec.get("rank_by", "val_loss"),
+        "grid": {**spec.get("grid", {}), **spec.get("space", {})},
         "results": rows if isinstance(rows, list) else [],
         "figures": {k: v for k, v in figures.items() if v},
         "notes": notes,

@@ -358,16 +358,20 @@ def _sweeps(sweeps: list[dict], root: Path, total: float) -> str:
     for s in sweeps:
         keys = list(s["grid"])
         by = "forecast_mase" if s["rank_by"] == "forecast" else "val_loss"
-        rows = [
-            f'<tr data-run="{esc(r.get("out", ""))}">{text_cell(r.get("run"))}'
-            + "".join(text_cell(r.get(k)) for k in keys)
-            + f"{cell(r.get(by))}{cell(r.get('flops'), flops_str(r['flops']) if r.get('flops') is not None else '-')}"
-            f"{cell(r.get('flops') and 100 * r['flops'] / total, pct(r.get('flops'), total))}</tr>"
-            for r in s["results"]
-        ]
-        out += f"<h3>{link(s['path'])} (ranked by {esc(s['rank_by'])})</h3>{_notes(s['notes'])}"
+        rows = [_sweep_row(r, keys, by, total) for r in s["results"]]
+        kind = f"{s['search']} search, " if s.get("search", "grid") != "grid" else ""
+        out += f"<h3>{link(s['path'])} ({kind}ranked by {esc(s['rank_by'])})</h3>{_notes(s['notes'])}"
         out += table(["run", *keys, by, "FLOPs", "% budget"], rows, {by, "FLOPs", "% budget"})
         out += "".join(image(root, p, f"{s['path']}: {name}") for name, p in s["figures"].items())
         if not s["figures"] and s["results"]:
             out += _notes([NO_PLOTS + " and re-run the sweep"])
     return out
+
+
+def _sweep_row(r: dict, keys: list[str], by: str, total: float) -> str:
+    name = f"{r.get('run')} (pruned)" if r.get("pruned") else r.get("run")  # a search's pruner stopped it
+    values = "".join(text_cell(r.get(k)) for k in keys)
+    return (
+        f'<tr data-run="{esc(r.get("out", ""))}">{text_cell(name)}{values}{cell(r.get(by))}'
+        f"{flops_cell(r.get('flops'))}{pct_cell(r.get('flops'), total)}</tr>"
+    )
