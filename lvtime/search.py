@@ -23,7 +23,7 @@ from typing import Any
 
 from lvtime import folders, layout
 from lvtime.config import FinetuneConfig, SweepConfig
-from lvtime.errors import UsageError
+from lvtime.errors import Interrupted, UsageError
 from lvtime.ledger import Ledger
 
 DEFAULT_FORECAST_EVALS = 4  # evaluations per trial when the sweep does not set --forecast-every
@@ -194,10 +194,15 @@ def _run_trial(spec: SweepConfig, study, trial, cfg: FinetuneConfig, ledger: Led
         return trial.should_prune()
 
     label = f"sweep {Path(spec.out).name}: trial {trial.number}"
-    summary = finetune_run.finetune(
-        cfg, force=True, ledger=ledger, allow_over_budget=allow_over_budget, on_progress=report, label=label
-    )
     states = load_optuna().trial.TrialState
+    try:
+        summary = finetune_run.finetune(
+            cfg, force=True, ledger=ledger, allow_over_budget=allow_over_budget, on_progress=report, label=label
+        )
+    except Interrupted as exc:  # Ctrl-C / SIGTERM: the run settled its entry; the search replaces the trial
+        study.tell(trial, state=states.FAIL)
+        stopped = str(exc).split(";")[0]
+        raise Interrupted(f"trial {trial.number} {stopped}; run the same lvtime sweep again to go on") from None
     if summary.pruned:
         study.tell(trial, state=states.PRUNED)
     else:

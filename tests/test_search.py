@@ -62,6 +62,20 @@ def test_a_search_whose_budget_fits_three_trials_runs_three(small_h5, tmp_path):
     assert search.spent_by(capped, Ledger()) <= capped.max_flops
 
 
+def test_a_stopped_trial_says_to_rerun_the_sweep_and_is_replaced(small_h5, tmp_path, monkeypatch):
+    from lvtime import finetune_run
+    from lvtime.errors import Interrupted
+
+    def stopped(*args, **kw):
+        raise Interrupted("stopped after step 3 of 6; checkpoint saved. Resume with: lvtime finetune --resume x")
+
+    monkeypatch.setattr(finetune_run, "finetune", stopped)
+    s = spec(small_h5, tmp_path, trials=2, grid={"lr": [1e-3, 1e-2]})
+    with pytest.raises(Interrupted, match="trial 0 stopped after step 3 of 6; run the same lvtime sweep again"):
+        search.run(s, Ledger())
+    assert [t.state for t in trials(s)] == [optuna.trial.TrialState.FAIL]  # not counted: a re-run replaces it
+
+
 def test_a_search_without_optuna_says_what_to_install(small_h5, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(UsageError, match=r"pip install 'lvtime\[search\]'"):
