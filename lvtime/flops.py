@@ -196,6 +196,14 @@ class LoraSpec(BaseModel):
     targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
 
 
+def pct(part: float | None, whole: float) -> str:
+    """A share in percent, readable at any size: ``24.2%``, ``0.0104%``, ``<0.0001%``."""
+    if part is None or not whole:
+        return "-"
+    share = 100.0 * part / whole
+    return "<0.0001%" if 0 < abs(share) < 1e-4 else f"{share:.3g}%"
+
+
 def flops_str(x: float) -> str:
     """FLOPs as the study writes them: ``4.22e15``."""
     return f"{x:.2e}".replace("e+", "e")

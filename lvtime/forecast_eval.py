@@ -34,14 +34,13 @@ class ForecastSet:
     history: int
     horizon: int
     prompt_lens: list[int]
-    references: dict[str, float]  # ranking score of each reference forecast on the same series
+    dt: float  # the data's time step (the ODE reference integrates in it)
 
 
 def select(cfg: FinetuneConfig, dataset, tokenizer) -> ForecastSet | None:
     """The series a run forecasts (None when ``forecast_every`` is 0)."""
     if not cfg.forecast_every:
         return None
-    from lvtime import references
     from lvtime.data import split_indices, time_step
     from lvtime.generation import prompts_for
 
@@ -49,10 +48,17 @@ def select(cfg: FinetuneConfig, dataset, tokenizer) -> ForecastSet | None:
     idx = split_indices(dataset.n_series, cfg.split_scheme, cfg.seed)["val"][: cfg.forecast_series]
     series = dataset.trajectories[idx, : history + horizon]
     prompts, _ = prompts_for(series[:, :history], tokenizer, cfg.decimals)
-    refs, _ = references.compute(series[:, :history], horizon, time_step(dataset), references.NAMES)
-    truth = series[:, history:]
-    scores = {name: ranking(_aggregate(f, truth, series[:, :history])) for name, f in refs.items()}
-    return ForecastSet(np.asarray(idx), series, history, horizon, [len(p) for p in prompts], scores)
+    return ForecastSet(np.asarray(idx), series, history, horizon, [len(p) for p in prompts], time_step(dataset))
+
+
+def reference_scores(fs: ForecastSet) -> dict[str, float]:
+    """The ranking score of each reference forecast on the same series (fitted once, when
+    the run logs them: planning a sweep of many configurations fits nothing)."""
+    from lvtime import references
+
+    history, truth = fs.series[:, : fs.history], fs.series[:, fs.history :]
+    refs, _ = references.compute(history, fs.horizon, fs.dt, references.NAMES)
+    return {name: ranking(_aggregate(f, truth, history)) for name, f in refs.items()}
 
 
 def estimate(cfg: FinetuneConfig, arch, fs: ForecastSet) -> float:

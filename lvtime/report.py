@@ -30,8 +30,8 @@ SPECIES = ("prey", "predator")
 def collect(root: Path, ledger: Ledger) -> dict[str, Any]:
     """The report's content. ``root`` is the working directory; run paths are relative to it."""
     found = find_folders(root)
-    forecasts = [forecast_run(root, p, k) for p, k in found if k in ("forecast", "baseline")]
-    runs = [finetune_run(root, p, forecasts) for p, k in found if k == "finetune"]
+    forecasts = [forecast_record(root, p, k) for p, k in found if k in ("forecast", "baseline")]
+    runs = [run_record(root, p, forecasts) for p, k in found if k == "finetune"]
     doc = {
         "root": str(root),
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -97,7 +97,7 @@ def _try(notes: list[str], read, *args):
         return None
 
 
-def finetune_run(root: Path, path: Path, forecasts: list[dict]) -> dict[str, Any]:
+def run_record(root: Path, path: Path, forecasts: list[dict]) -> dict[str, Any]:
     notes: list[str] = []
     cfg = _try(notes, layout.read_config, path)
     summary = _try(notes, layout.read_summary, path)
@@ -150,7 +150,7 @@ def _file(root: Path, path: Path) -> str | None:
     return _rel(root, path) if path.is_file() else None
 
 
-def forecast_run(root: Path, path: Path, kind: str) -> dict[str, Any]:
+def forecast_record(root: Path, path: Path, kind: str) -> dict[str, Any]:
     notes: list[str] = []
     doc = _try(notes, layout.read_forecast_metrics, path)
     if doc is None:

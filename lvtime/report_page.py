@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from lvtime.flops import flops_str
+from lvtime.flops import flops_str, pct
 
 GENERATOR = "lvtime report"  # in a <meta>: how --force knows a page it may replace
 MAX_IMAGE_BYTES = 2_000_000
@@ -56,13 +56,6 @@ return (x<y?-1:x>y?1:0)*(up?1:-1)});rows.forEach(function(r){b.appendChild(r)})}
 
 def esc(x: Any) -> str:
     return html.escape(str(x), quote=True)
-
-
-def pct(part: float | None, whole: float) -> str:
-    if part is None or not whole:
-        return "-"
-    share = 100.0 * part / whole
-    return "<0.0001%" if 0 < abs(share) < 1e-4 else f"{share:.3g}%"
 
 
 def num(x: float | None, digits: int = 3) -> str:

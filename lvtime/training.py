@@ -348,9 +348,9 @@ class _Run:
                 h["since_best"] += 1
             row = {"step": step, "forecast_score": r["score"], **{sp: r[sp] for sp in ("prey", "predator")}}
             row.update(forecast_flops=r["flops"], parse_failures=r["parse_failures"], flops=h["flops"])
-            self.log(
-                {**row, **({"references": self.data.forecast.references} if step == 0 else {}), "time": time.time()}
-            )
+            if step == 0:  # the references on the same series, once: the plot's and report's lines
+                row["references"] = forecast_eval.reference_scores(self.data.forecast)
+            self.log({**row, "time": time.time()})
         return self.dist.any(bool(cfg.early_stop) and h["since_best"] >= cfg.early_stop)
 
     def save_best(self) -> None:

@@ -76,6 +76,11 @@ def test_a_stopped_trial_says_to_rerun_the_sweep_and_is_replaced(small_h5, tmp_p
     assert [t.state for t in trials(s)] == [optuna.trial.TrialState.FAIL]  # not counted: a re-run replaces it
 
 
+def test_a_search_forecasts_the_series_the_sweep_was_given(small_h5, tmp_path):
+    s = SweepConfig(out=str(tmp_path / "s"), search="tpe", forecast_series=3, base={"data": str(small_h5)})
+    assert search.trial_config(s, 0, {}).forecast_series == 3
+
+
 def test_a_search_without_optuna_says_what_to_install(small_h5, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(UsageError, match=r"pip install 'lvtime\[search\]'"):

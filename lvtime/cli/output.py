@@ -12,7 +12,7 @@ from typing import Any
 
 from rich.console import Console
 
-from lvtime.flops import flops_str  # noqa: F401 - re-exported for the commands
+from lvtime.flops import flops_str, pct  # noqa: F401 - re-exported for the commands
 
 # A pipe has no width: rich would assume 80 columns and cut every cell.
 _PIPE_WIDTH = None if sys.stdout.isatty() else 10_000
@@ -54,11 +54,3 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
 
 def print_json(obj: Any, indent: int | None = 2) -> None:
     sys.stdout.write(to_json(obj, indent) + "\n")
-
-
-def pct(part: float, whole: float) -> str:
-    """A share in percent, readable at any size: ``24.2%``, ``0.0104%``, ``<0.0001%``."""
-    if not whole:
-        return "-"
-    share = 100.0 * part / whole
-    return "<0.0001%" if 0 < abs(share) < 1e-4 else f"{share:.3g}%"

@@ -98,18 +98,20 @@ def _spec(given: options.Given, flags: SweepFlags):
 
 def _search(spec, lg, flags) -> None:
     """A random or tpe search: its plan, its worker command, or the search itself."""
-    from lvtime import search
+    from lvtime import layout, search
+    from lvtime import sweep as sw
 
     search.load_optuna()  # one line naming the extra, before anything else
     plan = _search_plan(spec, lg, flags.allow_over_budget)
     if flags.print_commands:
         _print_worker(spec, lg, flags)
+    elif flags.dry_run and flags.as_json:
+        print_json(plan)
     elif flags.dry_run:
-        print_json(plan) if flags.as_json else console.print(_describe(plan, lg.budget()))
+        console.print(_describe(plan, lg.budget()))
     else:
         rows = _work_search(spec, lg, flags)
-        best = search.trial_config(spec, int(rows[0]["run"].split("-")[1]), _values(rows[0], spec)) if rows else None
-        best_command = _best_command(best)
+        best_command = sw.finetune_command(layout.read_config(Path(rows[0]["out"]))) if rows else None
         if flags.as_json:
             print_json({"plan": plan, "results": rows, "best_command": best_command})
             return
@@ -150,7 +152,10 @@ def _print_worker(spec, lg, flags) -> None:
 
     sw.open_folder(spec)
     command = ["lvtime", *search.worker_command(Path(spec.out) / layout.SWEEP, lg, flags.allow_over_budget)]
-    print_json([command]) if flags.as_json else print(shlex.join(command))
+    if flags.as_json:
+        print_json([command])
+    else:
+        print(shlex.join(command))
 
 
 def _trial_cost(spec, lg) -> float:
@@ -175,18 +180,6 @@ def _work_search(spec, lg, flags) -> list[dict]:
     ]
     jobs.run(work, flags.jobs, _devices(flags.devices, spec, flags.jobs))
     return search.collect(spec, search.open_study(spec), lg.budget())
-
-
-def _values(row: dict, spec) -> dict:
-    from lvtime import search
-
-    return {k: row[k] for k in search.space_of(spec) if k in row}
-
-
-def _best_command(cfg) -> str | None:
-    from lvtime import sweep as sw
-
-    return sw.finetune_command(cfg) if cfg is not None else None
 
 
 def _devices(devices: list[str], spec, jobs: int) -> list[str]:
