@@ -73,7 +73,14 @@ def all_finite(obj) -> bool:
     return True
 
 
-def save(run_dir: Path, step: int, model, optimizer, scheduler, history: dict, base_model: str, keep: int) -> Path:
+def save_adapter(model, folder: Path, cfg) -> None:
+    """A run's adapter (final/, best/, a checkpoint's): PEFT's files and how the run's
+    text was encoded (``cfg``: its FinetuneConfig)."""
+    lora.save_adapter(model, folder, base_model=cfg.model)
+    layout.write_adapter_encoding(folder, cfg)
+
+
+def save(run_dir: Path, step: int, model, optimizer, scheduler, history: dict, cfg, keep: int) -> Path:
     """Write ``checkpoints/step-N`` atomically and prune all but the newest ``keep``.
 
     Refuses (:class:`TrainingError`) to write non-finite weights or optimizer state.
@@ -90,7 +97,7 @@ def save(run_dir: Path, step: int, model, optimizer, scheduler, history: dict, b
     target = folder(run_dir, step)
     tmp = target.with_name(f".step-{step}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    lora.save_adapter(model, tmp, base_model=base_model)
+    save_adapter(model, tmp, cfg)
     torch.save(state, tmp / STATE_FILE)
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)  # a checkpoint folder is complete or absent

@@ -121,6 +121,17 @@ AlphaMode = Annotated[
     Literal["per-series", "global"],
     Field(description="Scale each series by its own alpha, or all by one alpha from the training split."),
 ]
+Scale = Annotated[
+    Literal["series", "species"],
+    Field(
+        description="One alpha for both species of a series (series), or one per species (species: the "
+        "predator, ~0.4x the prey, keeps its significant digits)."
+    ),
+]
+Alphas = Annotated[
+    list[Annotated[float, Field(gt=0)]],
+    Field(min_length=1, max_length=2),
+]
 Targets = Annotated[list[str], Field(description="Modules to adapt, comma-separated.", min_length=1)]
 Context = Annotated[int, Field(ge=8, description="Tokens per window.", json_schema_extra=cli("--context", "--seq"))]
 Steps = Annotated[int, Field(ge=0, description="Optimizer steps.")]
@@ -165,6 +176,7 @@ class FinetuneConfig(BaseModel):
         description="Per-series alpha from all steps (series) or, like a forecast prompt, from the first "
         "--history steps (history).",
     )
+    scale: Scale = "series"
     history: History = 50
     window_starts: Literal["tokens", "steps"] = Field(
         "tokens",
@@ -253,6 +265,11 @@ class ForecastConfig(BaseModel):
     history: History = 50
     horizon: int = Field(50, ge=1, description="Steps to forecast.")
     decimals: Decimals = 2
+    scale: Scale | None = Field(
+        None,
+        description="One alpha per series or per species (default: the scale the adapter was trained with; series "
+        "for a baseline).",
+    )
     int_digits: int = Field(2, ge=1, le=6, description="Max digits before the point (scaled values).")
     batch_size: int = Field(16, ge=1, description="Sequences decoded together.")
     num_samples: int = Field(1, ge=1, description="Samples per series (median + 10-90% band).")
@@ -328,8 +345,11 @@ class EncodeOptions(JsonFlag, ForceFlag):
     predator: list[float] = Field(default_factory=list, description="Inline predator values, comma-separated.")
     steps: int | None = Field(None, ge=1, description="Encode only the first N time steps.")
     decimals: Decimals = 2
-    alpha: float | None = Field(None, gt=0, description="Use this scale instead of computing one.")
+    alpha: Alphas | None = Field(
+        None, description="Use this scale instead of computing one: one value, or prey,predator (with --scale species)."
+    )
     alpha_mode: AlphaMode = "per-series"
+    scale: Scale = "series"
     tokens: bool = Field(False, description="Also print Qwen2.5 token ids.")
     jsonl: bool = Field(False, description="One JSON object per series per line.")
     out: str | None = Field(
@@ -339,7 +359,10 @@ class EncodeOptions(JsonFlag, ForceFlag):
 
 class DecodeOptions(JsonFlag):
     text: str = Field(..., description="LLMTIME text, or - to read stdin.", json_schema_extra=cli(argument=True))
-    alpha: float = Field(1.0, gt=0, description="Scale the text was encoded with.")
+    alpha: Alphas = Field(
+        default_factory=lambda: [1.0],
+        description="Scale the text was encoded with: one value, or prey,predator (text of --scale species).",
+    )
     decimals: Decimals = 2
 
 

@@ -144,11 +144,12 @@ def split_indices(n: int, scheme: str = "ordered", seed: int = 0) -> dict[str, n
     }
 
 
-def training_alpha(ds: Dataset, scheme: str = "ordered", seed: int = 0) -> float:
-    """The one LLMTIME scale of ``--global-alpha``: from the training split's values only."""
+def training_alpha(ds: Dataset, scheme: str = "ordered", seed: int = 0, scale: str = "series"):
+    """The LLMTIME scale of ``--alpha-mode global`` (one, or a pair with ``scale="species"``):
+    from the training split's values only."""
     from lvtime.llmtime import global_alpha
 
-    return global_alpha(ds.trajectories[split_indices(ds.n_series, scheme, seed)["train"]])
+    return global_alpha(ds.trajectories[split_indices(ds.n_series, scheme, seed)["train"]], scale)
 
 
 def select_series(

@@ -47,7 +47,7 @@ def select(cfg: FinetuneConfig, dataset, tokenizer) -> ForecastSet | None:
     history, horizon = window(cfg.history, dataset.n_points)
     idx = split_indices(dataset.n_series, cfg.split_scheme, cfg.seed)["val"][: cfg.forecast_series]
     series = dataset.trajectories[idx, : history + horizon]
-    prompts, _ = prompts_for(series[:, :history], tokenizer, cfg.decimals)
+    prompts, _ = prompts_for(series[:, :history], tokenizer, cfg.decimals, cfg.scale)
     return ForecastSet(np.asarray(idx), series, history, horizon, [len(p) for p in prompts], time_step(dataset))
 
 
@@ -82,7 +82,7 @@ def evaluate(model, tokenizer, arch, cfg: FinetuneConfig, fs: ForecastSet) -> di
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         result = forecast(
             model, tokenizer, arch, fs.series, fs.indices, fs.history, fs.horizon, cfg.decimals,
-            batch_size=cfg.forecast_batch, seed=cfg.seed, convention=cfg.convention, **sampling,
+            batch_size=cfg.forecast_batch, seed=cfg.seed, convention=cfg.convention, scale=cfg.scale, **sampling,
         )  # fmt: skip
     agg = _aggregate(result.forecast, fs.series[:, fs.history :], fs.series[:, : fs.history])
     per_species = {sp: {m: agg[sp][m]["median"] for m in ("mae", "r2", "mase")} for sp in agg}

@@ -36,6 +36,16 @@ def resolve_model(s: ForecastConfig) -> str:
     return base or DEFAULT_MODEL
 
 
+def resolve_scale(s: ForecastConfig) -> str:
+    """--scale, else the scale the adapter's training text was written with, else one per series."""
+    trained = layout.read_adapter_encoding(s.adapter).scale if s.adapter else None
+    if s.scale and trained and s.scale != trained:
+        raise UsageError(
+            f"{s.adapter}: trained with --scale {trained}, so its prompts must be too; drop --scale {s.scale}"
+        )
+    return s.scale or trained or "series"
+
+
 def plan(s: ForecastConfig, ledger: Ledger) -> dict:
     """Series, prompt lengths and the upper-bound cost, without loading weights."""
     from lvtime import data as lvdata
@@ -49,15 +59,17 @@ def plan(s: ForecastConfig, ledger: Ledger) -> dict:
     if len(idx) == 0:
         raise UsageError("no series selected")
     model = resolve_model(s)
+    scale = resolve_scale(s)
     arch = architecture_for(model)
     tokenizer = tokenizer_for(model)
-    prompts, _ = prompts_for(ds.trajectories[idx, : s.history], tokenizer, s.decimals)
+    prompts, _ = prompts_for(ds.trajectories[idx, : s.history], tokenizer, s.decimals, scale)
     cost = estimate(
         arch, [len(p) for p in prompts], s.horizon, s.decimals, s.int_digits, s.batch_size, s.num_samples, s.convention
     )
     return {
         "model": model,
         "adapter": s.adapter,
+        "scale": scale,
         "series": idx.tolist(),
         "n_series": len(idx),
         "references": list(s.references),
@@ -93,6 +105,7 @@ def _run(s: ForecastConfig, out, ledger: Ledger, allow_over_budget, on_batch, ki
     from lvtime import metrics, references
 
     p = plan(s, ledger)
+    s = s.model_copy(update={"scale": p["scale"]})  # recorded as used
     if on_plan:
         on_plan(p)
     idx = np.asarray(p["series"])
@@ -151,7 +164,7 @@ def _forecast(s: ForecastConfig, model: str, traj: np.ndarray, idx: np.ndarray, 
     sampling = dict(num_samples=s.num_samples, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
     return forecast(
         loaded.model, loaded.tokenizer, loaded.architecture, traj, idx, s.history, s.horizon, s.decimals,
-        s.int_digits, s.batch_size, convention=s.convention, on_batch=on_batch, **sampling,
+        s.int_digits, s.batch_size, convention=s.convention, on_batch=on_batch, scale=s.scale, **sampling,
     )  # fmt: skip
 
 
@@ -206,8 +219,9 @@ def check_out_dir(s: ForecastConfig, ledger: Ledger, force: bool = False, kind: 
 
 
 def write_results(out: Path, report: dict, result, history, truth, scores, s: ForecastConfig, refs: dict) -> None:
-    from lvtime import metrics, plots
+    from lvtime import llmtime, metrics, plots
 
+    alphas = llmtime.per_species(result.alphas)
     layout.write_forecast_metrics(out, {**report, "settings": s.model_dump(), **provenance()})
     with open(out / layout.PER_SERIES, "w", newline="") as f:
         w = csv.writer(f)
@@ -218,7 +232,7 @@ def write_results(out: Path, report: dict, result, history, truth, scores, s: Fo
                 for sp, species in enumerate(metrics.SPECIES):
                     values = [v["per_series"][m][i, sp] if m in v["per_series"] else None for m in columns]
                     w.writerow(
-                        [series, f"{result.alphas[i]:.6g}", name, species]
+                        [series, f"{alphas[i, sp]:.6g}", name, species]
                         + ["" if x is None else f"{x:.6g}" for x in values]
                     )
     np.savez_compressed(

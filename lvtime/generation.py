@@ -1,7 +1,7 @@
 """Batched, constrained, KV-cached forecasting of LLMTIME continuations.
 
 Prompt: the first ``history`` steps of a series, encoded with an alpha computed from
-those steps only, then ``;``. The model continues it for ``horizon`` steps.
+those steps only (one per species with ``scale="species"``), then ``;``. The model continues it for ``horizon`` steps.
 
 Constrained decoding: a small state machine per sequence allows, at every position,
 only the tokens that keep the output valid LLMTIME (digits, one ``.`` followed by
@@ -244,7 +244,7 @@ class ForecastResult:
     """Forecasts in original units for N series."""
 
     series: np.ndarray  # (N,) dataset indices
-    alphas: np.ndarray  # (N,)
+    alphas: np.ndarray  # (N,), or (N, 2) with scale="species"
     forecast: np.ndarray  # (N, horizon, 2): the median over samples
     low: np.ndarray  # (N, horizon, 2): 10% quantile (= forecast when 1 sample)
     high: np.ndarray  # (N, horizon, 2): 90% quantile
@@ -255,9 +255,11 @@ class ForecastResult:
     tokens_processed: int  # prompt tokens prefilled + tokens fed back (benchmarks report tokens/s)
 
 
-def prompts_for(history: np.ndarray, tokenizer, decimals: int) -> tuple[list[list[int]], np.ndarray]:
+def prompts_for(
+    history: np.ndarray, tokenizer, decimals: int, scale: str = "series"
+) -> tuple[list[list[int]], np.ndarray]:
     """Token ids of ``history (N, H, 2)`` encoded with alphas from the history only."""
-    texts, alphas = llmtime.encode_batch(history, None, decimals)
+    texts, alphas = llmtime.encode_batch(history, None, decimals, scale)
     return [tokenizer.encode(t + llmtime.STEP_SEP, add_special_tokens=False) for t in texts], alphas
 
 
@@ -313,6 +315,7 @@ def forecast(
     convention: str = "coursework",
     on_batch: Callable[[int], None] | None = None,
     kv_cache: str = "shared",
+    scale: str = "series",
 ) -> ForecastResult:
     """Forecast ``series[:, history:history+horizon]`` from ``series[:, :history]``."""
     if history < 1 or series.shape[1] < history:
@@ -320,7 +323,7 @@ def forecast(
     if num_samples > 1 and temperature <= 0:
         raise UsageError("--num-samples > 1 needs --temperature > 0 (greedy samples are identical)")
     vocab = Vocabulary.from_tokenizer(tokenizer)
-    prompts, alphas = prompts_for(series[:, :history], tokenizer, decimals)
+    prompts, alphas = prompts_for(series[:, :history], tokenizer, decimals, scale)
     n = len(prompts)
     order = sorted(range(n), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
     per_batch = series_per_batch(batch_size, num_samples)

@@ -8,6 +8,7 @@ finetune run (``lvtime finetune``, and each configuration of a sweep)::
     checkpoints/    step-N/: adapter + state.pt (see lvtime.checkpoints)
     final/          the adapter, PEFT format
     best/           with --forecast-every: the adapter of the best forecast score, PEFT format
+    (each adapter folder also holds lvtime-encoding.json: how its training text was written)
     loss.png        loss curves (plot extra)
 
 forecast run (``lvtime baseline`` / ``lvtime forecast``)::
@@ -39,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lvtime.config import FinetuneConfig, SweepConfig, provenance
+from lvtime.config import FinetuneConfig, Scale, SweepConfig, provenance
 from lvtime.errors import RunFolderError, UsageError
 
 # every folder
@@ -53,6 +54,7 @@ CHECKPOINTS = "checkpoints"
 FINAL = "final"
 BEST = "best"
 LOSS_PLOT = "loss.png"
+ADAPTER_ENCODING = "lvtime-encoding.json"  # in an adapter folder, beside PEFT's files
 # forecast run
 FORECAST_METRICS = "metrics.json"
 PER_SERIES = "per_series.csv"
@@ -228,6 +230,31 @@ def final_adapter(run_dir: Path | str) -> Path:
 def best_adapter(run_dir: Path | str) -> Path:
     """The adapter of the step with the best forecast score (``--forecast-every``)."""
     return Path(run_dir) / BEST
+
+
+class AdapterEncoding(BaseModel):
+    """``lvtime-encoding.json`` of an adapter folder: how the text it was trained on was
+    written, so that forecasts write their prompts the same way."""
+
+    model_config = ConfigDict(extra="allow")
+
+    scale: Scale = "series"
+
+
+def write_adapter_encoding(adapter: Path, cfg: FinetuneConfig) -> None:
+    write_json(adapter / ADAPTER_ENCODING, AdapterEncoding(scale=cfg.scale))
+
+
+def read_adapter_encoding(adapter: Path | str) -> AdapterEncoding:
+    """An adapter's encoding; an adapter without the file (PEFT's own, or lvtime's from
+    before ``--scale``) was trained on one shared scale per series."""
+    path = Path(adapter) / ADAPTER_ENCODING
+    if not path.exists():
+        return AdapterEncoding()
+    try:
+        return AdapterEncoding.model_validate(read_json(path))
+    except ValidationError as exc:
+        raise RunFolderError(f"{path}: corrupt ({exc.errors()[0]['msg']})") from None
 
 
 def checkpoints_dir(run_dir: Path) -> Path:

@@ -9,7 +9,9 @@ with no spaces and no trailing separator::
     '5.82,2.21;6.43,1.81;7.63,1.41;9.04,1.20;10.24,1.00'
 
 ``alpha = max(P95(prey), P95(predator)) / 10`` (numpy's default linear percentile), so
-that typical values land near 0-10 and need few digits. Decoding is tolerant: it never
+that typical values land near 0-10 and need few digits. With ``scale="species"`` each
+species has its own ``alpha = P95 / 10`` (a pair ``(prey, predator)``), so the smaller
+species keeps as many significant digits as the larger. Decoding is tolerant: it never
 raises on model output and reports what it dropped.
 """
 
@@ -30,6 +32,8 @@ ALPHA_TARGET = 10.0
 # token these are the only outputs a forecasting model needs (``--head numeric``).
 LLMTIME_ALPHABET = "0123456789.,;"
 NUMERIC_HEAD_SIZE = len(LLMTIME_ALPHABET) + 1
+# One alpha per series for both species, or one per species (a pair).
+SCALES = ("series", "species")
 
 
 def head_vocab(head: str) -> int | None:
@@ -44,29 +48,52 @@ def head_vocab(head: str) -> int | None:
     raise UsageError(f"--head must be 'full' or 'numeric', not {head!r}")
 
 
-def compute_alpha(series: np.ndarray) -> np.ndarray | float:
+def compute_alpha(series: np.ndarray, scale: str = "series") -> np.ndarray | float:
     """Scale factor(s) for one series ``(T, 2)`` or a batch ``(N, T, 2)``.
 
-    Returns a float for one series and an array of shape ``(N,)`` for a batch.
-    Degenerate series, whose P95 is below a millionth of their largest value (mostly
+    ``scale="series"``: a float for one series, shape ``(N,)`` for a batch.
+    ``scale="species"``: one alpha per species, shape ``(2,)`` or ``(N, 2)``.
+    Degenerate values, whose P95 is below a millionth of their largest value (mostly
     zeros with a spike), use ``max / 10`` instead so their text stays short and finite;
-    an all-zero series gets alpha 1.
+    all-zero values get alpha 1.
     """
+    _check_scale(scale)
     arr = np.asarray(series, dtype=np.float64)
     if arr.ndim not in (2, 3) or arr.shape[-1] != N_VARIABLES:
         raise ValueError(f"expected shape (T, 2) or (N, T, 2), got {arr.shape}")
     p95 = np.percentile(arr, ALPHA_PERCENTILE, axis=-2)  # (..., 2)
-    alpha = p95.max(axis=-1) / ALPHA_TARGET
-    peak = np.abs(arr).max(axis=(-2, -1)) / ALPHA_TARGET
+    peak = np.abs(arr).max(axis=-2)  # (..., 2)
+    if scale == "series":
+        p95, peak = p95.max(axis=-1), peak.max(axis=-1)
+    alpha, peak = p95 / ALPHA_TARGET, peak / ALPHA_TARGET
     alpha = np.where(alpha > peak * 1e-6, alpha, peak)
     alpha = np.where(alpha > 0, alpha, 1.0)
-    return float(alpha) if arr.ndim == 2 else alpha
+    return float(alpha) if alpha.ndim == 0 else alpha
 
 
-def global_alpha(train_series: np.ndarray) -> float:
-    """One alpha for a whole dataset, from the training split ``(N, T, 2)``."""
+def global_alpha(train_series: np.ndarray, scale: str = "series") -> np.ndarray | float:
+    """One alpha (or one per species) for a whole dataset, from the training split ``(N, T, 2)``."""
     arr = np.asarray(train_series, dtype=np.float64).reshape(-1, N_VARIABLES)
-    return float(compute_alpha(arr))
+    return compute_alpha(arr, scale)
+
+
+def per_species(alphas: np.ndarray) -> np.ndarray:
+    """Alphas of N series, ``(N,)`` or ``(N, 2)``, as ``(N, 2)``: each species' own."""
+    a = np.asarray(alphas, dtype=np.float64)
+    return np.broadcast_to(a.reshape(len(a), -1), (len(a), N_VARIABLES))
+
+
+def _check_scale(scale: str) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, not {scale!r}")
+
+
+def _checked_alpha(alpha) -> np.ndarray:
+    """A given alpha: one positive number, or a (prey, predator) pair of them."""
+    a = np.asarray(alpha, dtype=np.float64)
+    if a.shape not in ((), (N_VARIABLES,)) or not np.all(np.isfinite(a)) or not np.all(a > 0):
+        raise ValueError(f"alpha must be a positive number or a (prey, predator) pair of them, got {alpha}")
+    return a
 
 
 def format_steps(scaled: np.ndarray, decimals: int = DEFAULT_DECIMALS) -> str:
@@ -76,32 +103,40 @@ def format_steps(scaled: np.ndarray, decimals: int = DEFAULT_DECIMALS) -> str:
     return STEP_SEP.join(fmt.format(a, b) for a, b in np.asarray(scaled).tolist())
 
 
-def encode(series: np.ndarray, alpha: float | None = None, decimals: int = DEFAULT_DECIMALS) -> tuple[str, float]:
+def encode(
+    series: np.ndarray, alpha=None, decimals: int = DEFAULT_DECIMALS, scale: str = "series"
+) -> tuple[str, np.ndarray | float]:
     """Encode one series ``(T, 2)``; returns ``(text, alpha)``.
 
-    ``alpha`` defaults to :func:`compute_alpha` of this series.
+    ``alpha`` (a number, or a ``(prey, predator)`` pair) defaults to
+    :func:`compute_alpha` of this series with ``scale``.
     """
     arr = np.asarray(series, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != N_VARIABLES:
         raise ValueError(f"expected a series of shape (T, 2), got {arr.shape}")
     if decimals < 0:
         raise ValueError("decimals must be >= 0")
-    a = compute_alpha(arr) if alpha is None else float(alpha)
-    if not np.isfinite(a) or a <= 0:
-        raise ValueError(f"alpha must be a positive number, got {a}")
-    return format_steps(arr / a, decimals), a
+    a = compute_alpha(arr, scale) if alpha is None else _checked_alpha(alpha)
+    return format_steps(arr / a, decimals), (float(a) if np.ndim(a) == 0 else a)
 
 
 def encode_batch(
-    series: np.ndarray, alphas: np.ndarray | None = None, decimals: int = DEFAULT_DECIMALS
+    series: np.ndarray, alphas=None, decimals: int = DEFAULT_DECIMALS, scale: str = "series"
 ) -> tuple[list[str], np.ndarray]:
-    """Encode ``(N, T, 2)`` series; returns the texts and the alphas ``(N,)``."""
+    """Encode ``(N, T, 2)`` series; returns the texts and the alphas: ``(N,)`` with
+    ``scale="series"``, ``(N, 2)`` with ``scale="species"``.
+
+    ``alphas``: None (each series' own), one number for all, or per series ``(N,)``;
+    with ``scale="species"`` also a pair for all ``(2,)`` or per series ``(N, 2)``.
+    """
+    _check_scale(scale)
     arr = np.asarray(series, dtype=np.float64)
     if arr.ndim != 3 or arr.shape[2] != N_VARIABLES:
         raise ValueError(f"expected series of shape (N, T, 2), got {arr.shape}")
-    a = compute_alpha(arr) if alphas is None else np.broadcast_to(alphas, arr.shape[:1])
-    scaled = arr / np.asarray(a)[:, None, None]
-    return [format_steps(s, decimals) for s in scaled], np.asarray(a, dtype=np.float64)
+    shape = arr.shape[:1] if scale == "series" else (arr.shape[0], N_VARIABLES)
+    a = compute_alpha(arr, scale) if alphas is None else np.broadcast_to(np.asarray(alphas, np.float64), shape)
+    scaled = arr / per_species(a)[:, None, :]
+    return [format_steps(s, decimals) for s in scaled], np.array(a, dtype=np.float64)
 
 
 @dataclass
@@ -151,8 +186,10 @@ class Decoded:
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # ASCII digits only: \d also matches e.g. Arabic-Indic
 
 
-def decode(text: str, alpha: float = 1.0, decimals: int | None = DEFAULT_DECIMALS) -> Decoded:
-    """Parse LLMTIME text back to values (multiplied by ``alpha``). Never raises.
+def decode(text: str, alpha=1.0, decimals: int | None = DEFAULT_DECIMALS) -> Decoded:
+    """Parse LLMTIME text back to values (multiplied by ``alpha``: a number, or a
+    ``(prey, predator)`` pair for text encoded with ``scale="species"``). Never raises
+    on the text.
 
     A timestep is kept when it has exactly two numbers and, if ``decimals`` is given,
     each has exactly that many digits after the point (fewer means the model stopped
@@ -175,10 +212,10 @@ def decode(text: str, alpha: float = 1.0, decimals: int | None = DEFAULT_DECIMAL
             dropped.append(Dropped(i, part, reason))
             continue
         a, b = part.strip().split(VALUE_SEP)
-        values.append((float(a) * alpha, float(b) * alpha))
+        values.append((float(a), float(b)))
         steps.append(i)
     return Decoded(
-        values=np.array(values, dtype=np.float64).reshape(-1, N_VARIABLES),
+        values=np.array(values, dtype=np.float64).reshape(-1, N_VARIABLES) * np.asarray(alpha, dtype=np.float64),
         steps=np.array(steps, dtype=np.int64),
         dropped=dropped,
         n_steps=len(parts),

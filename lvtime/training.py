@@ -358,7 +358,7 @@ class _Run:
         best = layout.best_adapter(self.run_dir)
         tmp = best.with_name(f".{best.name}.tmp")
         shutil.rmtree(tmp, ignore_errors=True)
-        lora.save_adapter(self.model, tmp, base_model=self.cfg.model)
+        checkpoints.save_adapter(self.model, tmp, self.cfg)
         shutil.rmtree(best, ignore_errors=True)
         os.replace(tmp, best)
 
@@ -437,7 +437,7 @@ class _Run:
     def checkpoint(self, step: int) -> None:
         if self.dist.main:
             checkpoints.save(
-                self.run_dir, step, self.model, self.optimizer, self.scheduler, self.history, self.cfg.model,
+                self.run_dir, step, self.model, self.optimizer, self.scheduler, self.history, self.cfg,
                 self.cfg.keep_checkpoints,
             )  # fmt: skip
 
@@ -457,5 +457,5 @@ class _Run:
         result.tokens = self.history["tokens"]
         result.wall_s = time.perf_counter() - self.t0
         if self.dist.main:
-            lora.save_adapter(self.model, layout.final_adapter(self.run_dir), base_model=self.cfg.model)
+            checkpoints.save_adapter(self.model, layout.final_adapter(self.run_dir), self.cfg)
         return result

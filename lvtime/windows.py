@@ -42,7 +42,7 @@ class Windows:
 
 
 def encode_series(
-    dataset: Dataset, indices: np.ndarray, tokenizer, cfg: FinetuneConfig, alpha: float | None
+    dataset: Dataset, indices: np.ndarray, tokenizer, cfg: FinetuneConfig, alpha
 ) -> list[list[int]]:
     """Token ids of each selected series' LLMTIME text.
 
@@ -51,8 +51,8 @@ def encode_series(
     """
     series = dataset.trajectories[indices]
     if alpha is None and cfg.alpha_from == "history":
-        alpha = llmtime.compute_alpha(series[:, : cfg.history])
-    texts, _ = llmtime.encode_batch(series, alpha, cfg.decimals)
+        alpha = llmtime.compute_alpha(series[:, : cfg.history], cfg.scale)
+    texts, _ = llmtime.encode_batch(series, alpha, cfg.decimals, cfg.scale)
     return [tokenizer.encode(t, add_special_tokens=False) for t in texts]
 
 
@@ -96,7 +96,7 @@ def make_windows(seqs: list[list[int]], context: int, stride: int, pad_id: int, 
 class TrainingData:
     train: Windows
     val: Windows
-    alpha: float | None  # the global alpha, when used
+    alpha: float | np.ndarray | None  # the global alpha (a pair with --scale species), when used
     forecast: object = None  # the validation series forecast during training (lvtime.forecast_eval.ForecastSet)
 
     def describe(self) -> dict:
@@ -105,7 +105,7 @@ class TrainingData:
             "train_tokens": self.train.n_tokens,
             "val_windows": len(self.val),
             "val_tokens": self.val.n_tokens,
-            "global_alpha": self.alpha,
+            "global_alpha": None if self.alpha is None else np.asarray(self.alpha).tolist(),
         }
 
 
@@ -117,7 +117,7 @@ def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingDa
         raise UsageError(f"{dataset.path}: too few series for a train and a validation split")
     alpha = None
     if cfg.alpha_mode == "global":
-        alpha = training_alpha(dataset, cfg.split_scheme, cfg.seed)
+        alpha = training_alpha(dataset, cfg.split_scheme, cfg.seed, cfg.scale)
     pad = pad_id(tokenizer)
     sep = None
     if cfg.window_starts == "steps":

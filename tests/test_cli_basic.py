@@ -55,7 +55,7 @@ def test_encode_dataset_split_jsonl_and_file(small_h5, tmp_path):
         (["encode", "missing.h5", "--series", "1"], 1, "no such file"),
         (["encode", "{h5}", "--series", "99"], 2, "out of range"),
         (["encode", "{h5}"], 2, "exactly one of"),
-        (["decode", "1.00,2.00", "--alpha", "-1"], 2, "--alpha: Input should be greater than 0"),
+        (["decode", "1.00,2.00", "--alpha", "-1"], 2, "--alpha value 1: Input should be greater than 0"),
         (["flops", "--mode", "sideways"], 2, "--mode"),
         (["flops", "--convention", "vibes"], 2, "convention"),
         (["flops", "--model", "nope"], 2, "unknown model"),

@@ -165,3 +165,64 @@ def test_encode_rejects_bad_shapes():
         llmtime.encode(np.zeros((3, 3)))
     with pytest.raises(ValueError):
         llmtime.encode(EX1, alpha=0)
+
+
+# --- per-species scale (--scale species) ---------------------------------------------
+
+
+def test_species_scale_gives_each_species_its_own_alpha():
+    text, alpha = llmtime.encode(EX1, scale="species")
+    np.testing.assert_allclose(alpha, np.percentile(EX1, 95, axis=0) / 10)
+    assert text.startswith("5.82,10.38;")  # prey as with one shared scale, predator one more digit
+    assert llmtime.encode(EX1)[0].startswith("5.82,2.21;")
+
+
+def test_species_batch_matches_single_and_broadcasts_a_pair():
+    batch = np.stack([EX1, EX2])
+    texts, alphas = llmtime.encode_batch(batch, scale="species")
+    assert alphas.shape == (2, 2)
+    assert texts == [llmtime.encode(s, scale="species")[0] for s in (EX1, EX2)]
+    pair_texts, pair = llmtime.encode_batch(batch, (1.0, 0.5), scale="species")
+    assert pair.tolist() == [[1.0, 0.5], [1.0, 0.5]] and pair_texts[0].startswith("2.90,2.20;")
+
+
+def test_per_species_alphas_round_trip_through_decode():
+    text, alpha = llmtime.encode(EX2, scale="species")
+    d = llmtime.decode(text, alpha=alpha)
+    assert d.ok
+    np.testing.assert_allclose(d.values, EX2, atol=np.max(alpha) * 0.005 + 1e-12)
+    # decoding with one shared alpha would get the predator wrong by the ratio of the alphas
+    assert not np.allclose(llmtime.decode(text, alpha=alpha[0]).values, EX2, atol=0.05)
+
+
+def test_global_alpha_per_species_and_per_species_view():
+    g = llmtime.global_alpha(np.stack([EX1, EX2]), scale="species")
+    np.testing.assert_allclose(g, np.percentile(np.concatenate([EX1, EX2]), 95, axis=0) / 10)
+    np.testing.assert_array_equal(llmtime.per_species(np.array([1.0, 2.0])), [[1, 1], [2, 2]])
+
+
+def test_species_scale_of_a_species_that_is_all_zero_is_one():
+    series = np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
+    alpha = llmtime.compute_alpha(series, "species")
+    assert alpha[1] == 1.0 and alpha[0] > 0
+    with pytest.raises(ValueError, match="scale"):
+        llmtime.compute_alpha(series, "per-series")
+    with pytest.raises(ValueError, match="pair"):
+        llmtime.encode(series, alpha=(1.0, 0.0))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    arrays(
+        np.float64,
+        st.tuples(st.integers(1, 30), st.just(2)),
+        elements=st.floats(0, 1e4, allow_nan=False, allow_infinity=False),
+    ),
+    st.integers(0, 4),
+)
+def test_species_round_trip_within_half_a_unit_per_species(series, decimals):
+    text, alpha = llmtime.encode(series, decimals=decimals, scale="species")
+    d = llmtime.decode(text, alpha=alpha, decimals=decimals)
+    assert d.ok and len(d.steps) == len(series)
+    tol = np.asarray(alpha) * 0.5 * 10.0**-decimals
+    assert np.all(np.abs(d.values - series) <= tol * (1 + 1e-9) + 1e-12)

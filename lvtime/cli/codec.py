@@ -35,13 +35,15 @@ def encode(given: options.Given) -> None:
         raise UsageError("choose one of --json and --jsonl")
     if o.alpha_mode == "global" and (o.prey or o.alpha is not None):
         raise UsageError("--alpha-mode global needs a dataset and no --alpha")
+    if o.alpha is not None and len(o.alpha) == 2 and o.scale != "species":
+        raise UsageError("--alpha prey,predator needs --scale species")
     names, arrays, train_alpha = _select(o)
     if o.steps is not None:
         arrays = arrays[:, : o.steps]
-    fixed_alpha = o.alpha if o.alpha is not None else train_alpha
-    texts, alphas = llmtime.encode_batch(arrays, fixed_alpha, o.decimals)
+    fixed_alpha = _alpha(o.alpha) if o.alpha is not None else train_alpha
+    texts, alphas = llmtime.encode_batch(arrays, fixed_alpha, o.decimals, o.scale)
     records = [
-        {"series": name, "alpha": float(a), "steps": int(arr.shape[0]), "text": text}
+        {"series": name, "alpha": a.tolist(), "steps": int(arr.shape[0]), "text": text}
         for name, a, arr, text in zip(names, alphas, arrays, texts, strict=True)
     ]
     if o.tokens:
@@ -73,7 +75,7 @@ def _select(o: EncodeOptions):
         raise UsageError("choose exactly one of --series, --split, --all (or --prey/--predator)")
     ds = lvdata.load_dataset(o.data or DEFAULT_DATA_FILE)
     idx = lvdata.select_series(ds.n_series, series=o.series, split=o.split)
-    g_alpha = lvdata.training_alpha(ds) if o.alpha_mode == "global" else None
+    g_alpha = lvdata.training_alpha(ds, scale=o.scale) if o.alpha_mode == "global" else None
     return [int(i) for i in idx], ds.trajectories[idx], g_alpha
 
 
@@ -96,7 +98,7 @@ def _write(records: list[dict], as_json: bool, jsonl: bool, out: Path | None) ->
         return
     for r in records:
         console.print(
-            f"[bold]series {r['series']}[/]  alpha={r['alpha']:.6g}  steps={r['steps']}"
+            f"[bold]series {r['series']}[/]  alpha={_shown(r['alpha'])}  steps={r['steps']}"
             + (f"  tokens={r['n_tokens']}" if "n_tokens" in r else "")
         )
         console.print(r["text"], soft_wrap=True)
@@ -113,14 +115,14 @@ def decode(given: options.Given) -> None:
     from lvtime import llmtime
 
     o = given.build(DecodeOptions)
-    text, alpha, decimals, as_json = o.text, o.alpha, o.decimals, o.as_json
+    text, alpha, decimals, as_json = o.text, _alpha(o.alpha), o.decimals, o.as_json
     if text == "-":
         text = sys.stdin.read()
     result = llmtime.decode(text, alpha=alpha, decimals=decimals)
     if as_json:
         print_json(
             {
-                "alpha": alpha,
+                "alpha": o.alpha[0] if len(o.alpha) == 1 else o.alpha,
                 "prey": result.values[:, 0],
                 "predator": result.values[:, 1],
                 "steps": result.steps,
@@ -133,7 +135,7 @@ def decode(given: options.Given) -> None:
     # A table of a million rows takes minutes to lay out: show both ends, point to --json.
     rows = list(zip(result.steps.tolist(), result.values.tolist(), strict=True))
     shown = rows if len(rows) <= 2 * TABLE_ROWS else rows[:TABLE_ROWS] + [None] + rows[-TABLE_ROWS:]
-    table = Table("step", "prey", "predator", title=f"decoded (alpha={alpha:g})")
+    table = Table("step", "prey", "predator", title=f"decoded (alpha={_shown(o.alpha)})")
     for row in shown:
         if row is None:
             table.add_row("...", f"{len(rows) - 2 * TABLE_ROWS} rows", "(all with --json)")
@@ -149,3 +151,12 @@ def decode(given: options.Given) -> None:
 
 
 TABLE_ROWS = 20
+
+
+def _alpha(values: list[float]):
+    """``--alpha``: one number for both species, or a (prey, predator) pair."""
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _shown(alpha) -> str:
+    return ",".join(f"{a:.6g}" for a in alpha) if isinstance(alpha, list) else f"{alpha:.6g}"
