@@ -448,7 +448,12 @@ class SweepConfig(BaseModel):
         description="val_loss, or forecast: forecast validation series after each run (charged) and rank by "
         "median MASE (mean of prey and predator).",
     )
-    forecast_series: int = Field(20, ge=1, description="Validation series forecast per run with --rank-by forecast.")
+    forecast_series: int = Field(
+        20,
+        ge=1,
+        description="Validation series forecast per run: by --rank-by forecast, and by the runs' --forecast-every "
+        "evaluations.",
+    )
     base: dict[str, Any] = Field(default_factory=dict, description="Finetune options kept fixed.")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Finetune option -> values to try, in order.")
     search: Literal["grid", "random", "tpe"] = Field(

@@ -114,6 +114,13 @@ def _forecast_cost(sweep: SweepConfig, cfg: FinetuneConfig, ledger: Ledger) -> f
     return forecast_run.plan(s, ledger)["estimate"]
 
 
+def base_options(sweep: SweepConfig) -> dict[str, Any]:
+    """The finetune options every run shares: ``base``, and the sweep's ``forecast_series``
+    as the runs' own, so that one ``--forecast-series`` sets the series that rank a run
+    and those its in-training forecasts score (``base`` still wins)."""
+    return {"forecast_series": sweep.forecast_series, **sweep.base}
+
+
 def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig]]:
     """Every configuration of the grid, in the order given (last key varies fastest)."""
     keys = list(sweep.grid)
@@ -126,7 +133,7 @@ def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig
             raise UsageError(f"configurations {seen[name]} and {values} would share the folder {name}")
         seen[name] = values
         try:
-            cfg = FinetuneConfig(**{**sweep.base, **values, "out": str(Path(sweep.out) / name)})
+            cfg = FinetuneConfig(**{**base_options(sweep), **values, "out": str(Path(sweep.out) / name)})
         except ValidationError as exc:
             raise UsageError(f"configuration {name}: {first_error(exc)}") from None
         out.append((name, values, cfg))

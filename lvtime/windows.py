@@ -41,9 +41,7 @@ class Windows:
         return int(self.attention_mask.sum())
 
 
-def encode_series(
-    dataset: Dataset, indices: np.ndarray, tokenizer, cfg: FinetuneConfig, alpha
-) -> list[list[int]]:
+def encode_series(dataset: Dataset, indices: np.ndarray, tokenizer, cfg: FinetuneConfig, alpha) -> list[list[int]]:
     """Token ids of each selected series' LLMTIME text.
 
     ``alpha`` (global) wins; else with ``alpha_from="history"`` each series is scaled

@@ -135,6 +135,14 @@ def test_set_validates_option_names(h5, tmp_path):
     assert r.exit_code == 2
 
 
+def test_one_forecast_series_sets_the_ranking_and_the_runs_evaluations(h5, tmp_path):
+    s = spec(h5, tmp_path, rank=[2, 4]).model_copy(update={"forecast_series": 3})
+    assert {cfg.forecast_series for _, _, cfg in sw.expand(s)} == {3}
+    # the runs' own value, when given, is theirs
+    s = s.model_copy(update={"base": {**s.base, "forecast_series": 5}})
+    assert {cfg.forecast_series for _, _, cfg in sw.expand(s)} == {5}
+
+
 def test_rank_by_forecast_charges_and_orders_by_forecast_score(h5, tmp_path):
     s = spec(h5, tmp_path, rank=[2, 4])
     s = s.model_copy(update={"rank_by": "forecast", "forecast_series": 2})
@@ -163,7 +171,8 @@ def test_best_command_reproduces_every_finetune_option(h5, tmp_path):
         data=str(h5), model="tiny-qwen2", out=str(tmp_path / "x"), rank=3, lora_alpha=5.5, lora_dropout=0.1,
         targets=["q_proj", "k_proj"], lr=0.0123456789, steps=7, batch_size=6, grad_accum=2, context=40,
         weight_decay=0.01, schedule="cosine", warmup=2, clip_grad=0.5, seed=3, decimals=3, alpha_mode="global",
-        alpha_from="history", history=6, window_starts="steps", split_scheme="random", train_series=5, val_series=2,
+        scale="species", alpha_from="history", history=6, window_starts="steps", split_scheme="random", train_series=5,
+        val_series=2,
         eval_every=3, save_every=2, keep_checkpoints=3, head="numeric", device="cpu", dtype="float32", compile=True,
         convention="exact", forecast_every=3, forecast_series=2, forecast_samples=2, forecast_batch=4, early_stop=2,
     )  # fmt: skip

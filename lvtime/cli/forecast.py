@@ -71,7 +71,8 @@ def _print_dry_run(p: dict, settings, as_json: bool) -> None:
     console.print(
         f"{p['n_series']} series with {p['model']}"
         + (f" + adapter {settings.adapter}" if settings.adapter else "")
-        + f", one alpha per {p['scale']}: prompts ~{p['prompt_tokens_mean']:.0f} tokens, {settings.horizon} steps each; "
+        + f", one alpha per {p['scale']}: prompts ~{p['prompt_tokens_mean']:.0f} tokens, "
+        f"{settings.horizon} steps each; "
         f"cost at most {flops_str(p['estimate'])} FLOPs ({pct(p['estimate'], p['budget']['budget'])}"
         f" of budget); remaining after: {flops_str(doc['remaining_after'])}"
     )
