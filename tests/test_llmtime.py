@@ -6,6 +6,13 @@ from hypothesis.extra.numpy import arrays
 
 from lvtime import llmtime
 
+# any (T, 2) series of non-negative values, and any number of decimals
+SERIES = arrays(
+    np.float64,
+    st.tuples(st.integers(1, 30), st.just(2)),
+    elements=st.floats(0, 1e4, allow_nan=False, allow_infinity=False),
+)
+DECIMALS = st.integers(0, 4)
 EX1 = np.array([[2.9, 1.1], [3.2, 0.9], [3.8, 0.7], [4.5, 0.6], [5.1, 0.5]])
 EX2 = np.array([[1.5, 2.8], [1.8, 2.5], [2.1, 2.2], [2.4, 1.9], [2.7, 1.6]])
 EX1_IDS = [
@@ -144,14 +151,7 @@ def test_decode_never_raises(text):
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    arrays(
-        np.float64,
-        st.tuples(st.integers(1, 30), st.just(2)),
-        elements=st.floats(0, 1e4, allow_nan=False, allow_infinity=False),
-    ),
-    st.integers(0, 4),
-)
+@given(SERIES, DECIMALS)
 def test_round_trip_within_half_a_unit(series, decimals):
     text, alpha = llmtime.encode(series, decimals=decimals)
     d = llmtime.decode(text, alpha=alpha, decimals=decimals)
@@ -212,14 +212,7 @@ def test_species_scale_of_a_species_that_is_all_zero_is_one():
 
 
 @settings(max_examples=100, deadline=None)
-@given(
-    arrays(
-        np.float64,
-        st.tuples(st.integers(1, 30), st.just(2)),
-        elements=st.floats(0, 1e4, allow_nan=False, allow_infinity=False),
-    ),
-    st.integers(0, 4),
-)
+@given(SERIES, DECIMALS)
 def test_species_round_trip_within_half_a_unit_per_species(series, decimals):
     text, alpha = llmtime.encode(series, decimals=decimals, scale="species")
     d = llmtime.decode(text, alpha=alpha, decimals=decimals)
