@@ -151,7 +151,7 @@ def counted(study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def run(spec: SweepConfig, ledger: Ledger, allow_over_budget: bool = False, on_trial=None) -> list[dict]:
+def run(spec: SweepConfig, ledger: Ledger, allow_over_budget: bool = False) -> list[dict]:
     """Work the search until it has ``spec.trials`` trials, or the budget stops it."""
     from lvtime import sweep
 
@@ -163,13 +163,30 @@ def run(spec: SweepConfig, ledger: Ledger, allow_over_budget: bool = False, on_t
         trial = study.ask()
         trial.set_user_attr("worker", _worker())  # how a re-run tells a dead trial from another worker's
         cfg = trial_config(spec, trial.number, suggest(trial, space))
+        if _ran_before(study, trial):
+            continue
         if not _fits(spec, cfg, ledger, allow_over_budget):
             study.tell(trial, state=load_optuna().trial.TrialState.FAIL)
             break
-        if on_trial:
-            on_trial(trial.number, cfg)
         _run_trial(spec, study, trial, cfg, ledger, allow_over_budget)
     return collect(spec, study, ledger.budget())
+
+
+def _ran_before(study, trial) -> bool:
+    """A configuration that a finished or pruned trial already ran (random and TPE draw a
+    space of choices again and again) is not run twice: its outcome is told for this
+    trial too, at no cost, and the trial counts toward --trials."""
+    states = load_optuna().trial.TrialState
+    for earlier in study.get_trials(deepcopy=False, states=(states.COMPLETE, states.PRUNED)):
+        if earlier.params == trial.params:
+            trial.set_user_attr("same_as", earlier.number)
+            if earlier.state == states.COMPLETE:
+                study.tell(trial, earlier.value)
+            else:
+                study.tell(trial, state=states.PRUNED)
+            print(f"lvtime: search: trial {trial.number} {trial.params} ran as trial {earlier.number}", file=sys.stderr)
+            return True
+    return False
 
 
 def _fits(spec: SweepConfig, cfg: FinetuneConfig, ledger: Ledger, allow_over_budget: bool) -> bool:

@@ -53,13 +53,26 @@ def test_the_pruner_stops_a_hopeless_learning_rate_and_it_pays_only_what_it_spen
 
 
 def test_a_search_whose_budget_fits_three_trials_runs_three(small_h5, tmp_path):
-    s = spec(small_h5, tmp_path, trials=10, grid={"lr": [1e-3, 1e-2]})
+    s = spec(small_h5, tmp_path, trials=10, space={"lr": {"low": 1e-3, "high": 1e-2}})
     one, _ = plan(search.trial_config(s, 0, {"lr": 1e-3}), Ledger())
     capped = s.model_copy(update={"max_flops": 3.5 * one.estimate["total"]})
     search.run(capped, Ledger())
     done = [t for t in trials(capped) if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(done) == 3 and len(Ledger().read().entries) == 3
     assert search.spent_by(capped, Ledger()) <= capped.max_flops
+
+
+def test_a_configuration_already_run_is_not_run_again_and_counts_as_a_trial(small_h5, tmp_path, capsys):
+    s = spec(small_h5, tmp_path, trials=5, grid={"lr": [1e-3, 1e-2]})
+    rows = search.run(s, Ledger())
+    done = trials(s)
+    assert len(done) == 5 and all(t.state == optuna.trial.TrialState.COMPLETE for t in done)
+    ran = [t for t in done if "same_as" not in t.user_attrs]
+    assert sorted(t.params["lr"] for t in ran) == [1e-3, 1e-2]  # each configuration once...
+    assert len(Ledger().read().entries) == 2 and len(rows) == 2  # ...and paid once
+    for t in done:  # a repeat is told its first run's score
+        assert t.value == done[t.user_attrs.get("same_as", t.number)].value
+    assert "ran as trial" in capsys.readouterr().err
 
 
 def test_a_stopped_trial_says_to_rerun_the_sweep_and_is_replaced(small_h5, tmp_path, monkeypatch):
@@ -90,19 +103,18 @@ def test_a_search_without_optuna_says_what_to_install(small_h5, monkeypatch):
 
 
 def _sweep_args(h5, out, trials):
+    """A search of ``lr`` on a range: no two trials draw the same configuration."""
+    space = out.parent / "space.json"
+    space.write_text(json.dumps({"space": {"lr": {"low": 1e-3, "high": 1e-2, "log": True}}}))
     args = ["sweep", str(h5), *TINY_CLI, "--steps", "4", "--forecast-every", "2", "--forecast-series", "2"]
-    return args + [
-        "--history",
-        "10",
-        "--lr",
-        "1e-3,1e-2",
-        "--search",
-        "random",
-        "--trials",
-        str(trials),
-        "--out",
-        str(out),
-    ]
+    return (
+        args
+        + ["--history", "10", "--config", str(space), "--search", "random", "--trials", str(trials)]
+        + [
+            "--out",
+            str(out),
+        ]
+    )
 
 
 @pytest.mark.slow
