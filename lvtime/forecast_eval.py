@@ -51,14 +51,15 @@ def select(cfg: FinetuneConfig, dataset, tokenizer) -> ForecastSet | None:
     return ForecastSet(np.asarray(idx), series, history, horizon, [len(p) for p in prompts], time_step(dataset))
 
 
-def reference_scores(fs: ForecastSet) -> dict[str, float]:
-    """The ranking score of each reference forecast on the same series (fitted once, when
-    the run logs them: planning a sweep of many configurations fits nothing)."""
+def reference_scores(fs: ForecastSet) -> dict[str, dict]:
+    """The references' scores on the same series, as an evaluation logs the model's: the
+    ranking score and each species' median MAE, R² and MASE. Fitted once, when the run
+    logs them (planning a sweep of many configurations fits nothing)."""
     from lvtime import references
 
     history, truth = fs.series[:, : fs.history], fs.series[:, fs.history :]
     refs, _ = references.compute(history, fs.horizon, fs.dt, references.NAMES)
-    return {name: ranking(_aggregate(f, truth, history)) for name, f in refs.items()}
+    return {name: _scores(_aggregate(f, truth, history)) for name, f in refs.items()}
 
 
 def estimate(cfg: FinetuneConfig, arch, fs: ForecastSet) -> float:
@@ -85,13 +86,16 @@ def evaluate(model, tokenizer, arch, cfg: FinetuneConfig, fs: ForecastSet) -> di
             batch_size=cfg.forecast_batch, seed=cfg.seed, convention=cfg.convention, scale=cfg.scale, **sampling,
         )  # fmt: skip
     agg = _aggregate(result.forecast, fs.series[:, fs.history :], fs.series[:, : fs.history])
-    per_species = {sp: {m: agg[sp][m]["median"] for m in ("mae", "r2", "mase")} for sp in agg}
     return {
-        "score": ranking(agg),
-        **per_species,
+        **_scores(agg),
         "flops": result.flops,
         "parse_failures": result.parse_failures,
     }
+
+
+def _scores(agg: dict) -> dict:
+    """The ranking score and each species' median MAE, R² and MASE."""
+    return {"score": ranking(agg), **{sp: {m: agg[sp][m]["median"] for m in ("mae", "r2", "mase")} for sp in agg}}
 
 
 def _aggregate(forecast: np.ndarray, truth: np.ndarray, history: np.ndarray) -> dict:

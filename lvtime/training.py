@@ -349,7 +349,11 @@ class _Run:
             row = {"step": step, "forecast_score": r["score"], **{sp: r[sp] for sp in ("prey", "predator")}}
             row.update(forecast_flops=r["flops"], parse_failures=r["parse_failures"], flops=h["flops"])
             if step == 0:  # the references on the same series, once: the plot's and report's lines
-                row["references"] = forecast_eval.reference_scores(self.data.forecast)
+                refs = forecast_eval.reference_scores(self.data.forecast)
+                row["references"] = {name: ref["score"] for name, ref in refs.items()}
+                row["reference_species"] = {
+                    name: {sp: ref[sp] for sp in ("prey", "predator")} for name, ref in refs.items()
+                }
             self.log({**row, "time": time.time()})
         return self.dist.any(bool(cfg.early_stop) and h["since_best"] >= cfg.early_stop)
 

@@ -33,6 +33,10 @@ def test_scores_are_logged_at_0_every_n_and_the_end_and_charged_like_a_forecast(
     rows = forecast_rows(out)
     assert [r["step"] for r in rows] == [0, 2, 4, 5]
     assert set(rows[0]["references"]) == {"last_value", "linear", "seasonal", "ode"}
+    for name, by_species in rows[0]["reference_species"].items():  # each species' scores, as the model's
+        assert set(by_species) == {"prey", "predator"} and set(by_species["prey"]) == set(rows[0]["prey"])
+        mean = (by_species["prey"]["mase"] + by_species["predator"]["mase"]) / 2
+        assert mean == pytest.approx(rows[0]["references"][name])
     assert {int(k): v for k, v in summary.forecast_scores.items()} == {r["step"]: r["forecast_score"] for r in rows}
     (entry,) = Ledger().read().entries  # the forecasts are part of the run's entry...
     assert entry.spent_flops == pytest.approx(summary.flops_total) and entry.spent_flops <= entry.estimated_flops
