@@ -79,15 +79,16 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     return Plan(cfg, arch, data.describe(), estimate, resume_step, ledger.read().totals(), notes), data
 
 
-def check_run_dir(run_dir: Path, resume: bool, force: bool, ledger: Ledger, inputs=()) -> None:
+def check_run_dir(out: str | Path, resume: bool, force: bool, ledger: Ledger, inputs=()) -> Path:
     """Never overwrite a run silently: an existing run needs --resume or --force, and
-    --force replaces only a folder lvtime made (see :mod:`lvtime.folders`)."""
-    folders.check_out(run_dir, ledger.path)
+    --force replaces only a folder lvtime made (see :mod:`lvtime.folders`). Returns the folder."""
+    run_dir = folders.check_out(out, ledger.path)  # the text as typed: '' is no folder, not '.'
     if resume or folders.is_empty(run_dir):
-        return
+        return run_dir
     if not force:
         raise UsageError(f"{run_dir}: already exists; use --resume {run_dir} to continue it or --force to start over")
     folders.check_replaceable(run_dir, "finetune", inputs)
+    return run_dir
 
 
 def finetune(
@@ -104,8 +105,7 @@ def finetune(
     """Check the folder, hold it, plan, reserve, train, record. Returns the summary
     written to ``summary.json`` (an empty one on ranks other than 0)."""
     ledger = ledger or Ledger()
-    run_dir = Path(cfg.out)
-    check_run_dir(run_dir, resume, force, ledger, _inputs(cfg))  # before any work: nothing spent on a refusal
+    run_dir = check_run_dir(cfg.out, resume, force, ledger, _inputs(cfg))  # before any work: nothing spent
     main = os.environ.get("RANK", "0") == "0"  # under torchrun, rank 0 holds the folder for all
     with folders.held(run_dir) if main else contextlib.nullcontext():
         the_plan, data = plan(cfg, ledger, resume)

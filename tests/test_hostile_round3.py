@@ -297,6 +297,13 @@ def test_dry_run_refuses_the_out_the_run_would_refuse(small_h5):
         assert "working directory or one of its parents" in one_line_error(r, 2)
 
 
+def test_an_empty_out_is_named_empty_not_the_working_directory(small_h5):
+    for command in (["finetune", "--model", "tiny-qwen2"], ["baseline", "--model", "tiny-qwen2"]):
+        for dry in ([], ["--dry-run"]):
+            r = runner.invoke(app, [*command, str(small_h5), "--out", "", *dry])
+            assert "--out: empty path" in one_line_error(r, 2)
+
+
 def test_the_folder_lock_is_not_content(tmp_path):
     with folders.held(tmp_path / "run"):
         assert folders.is_empty(tmp_path / "run") and folders.holder(tmp_path / "run") is not None

@@ -39,7 +39,7 @@ def finetune(given: options.Given) -> None:
     if flags.dry_run:
         from lvtime.finetune_run import check_run_dir
 
-        check_run_dir(Path(cfg.out), flags.resume is not None, flags.force, lg)  # refused as the run would be
+        check_run_dir(cfg.out, flags.resume is not None, flags.force, lg)  # refused as the run would be
         the_plan, _ = plan(cfg, lg, resume=flags.resume is not None)
         print_json(the_plan.as_dict()) if flags.as_json else _print_plan(the_plan)
         return
