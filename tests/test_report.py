@@ -172,3 +172,16 @@ def test_the_report_writes_only_its_page_and_only_over_its_own(study, tmp_path):
     r = runner.invoke(app, ["report", str(copy), "-o", str(notes), "--force"])
     assert r.exit_code == 2 and notes.read_text() == "<p>my notes</p>"
     lv("report", copy, "--ledger", copy / "lvtime-ledger.json", "-o", out, "--force")
+
+
+def test_open_shows_the_written_page_in_a_browser(tmp_path, monkeypatch):
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", opened.append)
+    r = runner.invoke(app, ["report", str(tmp_path), "--open"])
+    assert r.exit_code == 0, r.output
+    page = tmp_path / "report.html"
+    assert opened == [page.resolve().as_uri()] and page.is_file()
+    r = runner.invoke(app, ["report", str(tmp_path), "--json", "--open"])  # --json alone writes no page to open
+    assert r.exit_code == 0 and len(opened) == 1
