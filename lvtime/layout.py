@@ -114,6 +114,8 @@ def _plain(obj: Any) -> Any:
 def read_json(path: Path) -> Any:
     """The JSON in ``path``; a missing, unreadable or corrupt file is one line."""
     try:
+        if path.exists() and not path.is_file():  # a FIFO or /dev/zero would never end
+            raise RunFolderError(f"{path}: not a regular file")
         return json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise RunFolderError(f"{path}: missing") from None

@@ -224,6 +224,8 @@ def read_adapter_config(folder: str | Path) -> dict:
     path = Path(folder) / ADAPTER_CONFIG
     if not path.exists():
         raise ModelError(f"{folder}: not an adapter folder (no {ADAPTER_CONFIG})")
+    if not path.is_file():  # a FIFO or /dev/zero would never end
+        raise ModelError(f"{path}: not a regular file")
     try:
         config = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

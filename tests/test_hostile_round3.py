@@ -314,3 +314,22 @@ def test_the_folder_lock_is_not_content(tmp_path):
             with folders.held(tmp_path / "kept"):
                 pass
     assert folders.holder(tmp_path / "kept") is None and (tmp_path / "kept").exists()
+
+
+@pytest.mark.parametrize("name", [layout.ADAPTER_ENCODING, "adapter_config.json"])
+def test_an_adapter_file_that_never_ends_is_refused_not_read(tmp_path, name):
+    from lvtime import lora
+    from lvtime.errors import ModelError
+
+    adapter = tmp_path / "final"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"r": 2, "target_modules": ["q_proj"]}')
+    (adapter / name).unlink(missing_ok=True)
+    os.symlink("/dev/zero", adapter / name)  # read whole, it would fill the memory
+    read = layout.read_adapter_encoding if name == layout.ADAPTER_ENCODING else lora.read_adapter_config
+    with pytest.raises((RunFolderError, ModelError), match="not a regular file"):
+        read(adapter)
+    (adapter / name).unlink()
+    os.mkfifo(adapter / name)  # read, it would wait forever for a writer
+    with pytest.raises((RunFolderError, ModelError), match="not a regular file"):
+        read(adapter)
