@@ -186,6 +186,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / METRICS_LOG
     if not path.exists():
         return []
+    if not path.is_file():
+        raise RunFolderError(f"{path}: not a regular file")
     rows = []
     for line in path.read_text().splitlines():
         try:

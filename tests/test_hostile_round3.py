@@ -329,6 +329,9 @@ def test_an_adapter_file_that_never_ends_is_refused_not_read(tmp_path, name):
     read = layout.read_adapter_encoding if name == layout.ADAPTER_ENCODING else lora.read_adapter_config
     with pytest.raises((RunFolderError, ModelError), match="not a regular file"):
         read(adapter)
+    os.symlink("/dev/zero", tmp_path / layout.METRICS_LOG)  # a run folder's log, the same
+    with pytest.raises(RunFolderError, match="not a regular file"):
+        layout.read_metrics(tmp_path)
     (adapter / name).unlink()
     os.mkfifo(adapter / name)  # read, it would wait forever for a writer
     with pytest.raises((RunFolderError, ModelError), match="not a regular file"):
