@@ -103,7 +103,7 @@ def run_record(root: Path, path: Path, forecasts: list[dict]) -> dict[str, Any]:
     summary = _try(notes, layout.read_summary, path)
     if cfg is None and not notes:
         notes.append("no config.json (a run from an older lvtime, or one stopped before it started)")
-    rows = layout.read_metrics(path)
+    rows = _try(notes, layout.read_metrics, path) or []
     val = [(r["step"], r["val_loss"]) for r in rows if "val_loss" in r]
     scored = [
         {"score": f["score"], "from": f["path"]}
