@@ -243,16 +243,23 @@ def collect(spec: SweepConfig, study, budget: float) -> list[dict]:
         summary = layout.read_summary(Path(p.config.out))
         if summary is None:
             continue
-        rows.append(sweep.result_row(p, summary, budget) | _scores(summary))
+        rows.append(sweep.result_row(p, summary, budget) | _scores(summary, Path(p.config.out)))
     rows.sort(key=lambda r: (r["forecast_mase"] is None, r["forecast_mase"]))
     sweep.write_results(Path(spec.out), rows, list(space_of(spec)))
     return rows
 
 
-def _scores(summary) -> dict:
+def _scores(summary, run_dir: Path) -> dict:
+    """A trial's best forecast score, and the references' on the same series (logged at step 0)."""
+    refs = next((r["references"] for r in layout.read_metrics(run_dir) if "references" in r), {})
+    naive = {name: score for name, score in refs.items() if name != "ode" and score is not None}
+    best = min(naive, key=naive.get) if naive else None
     return {
         "forecast_mase": summary.best_score,
         "best_step": summary.best_step,
+        "best_reference": best,
+        "best_reference_mase": naive.get(best),
+        "ode_limit_mase": refs.get("ode"),
         "pruned": summary.pruned,
         "stopped_early": summary.stopped_early,
     }

@@ -50,6 +50,9 @@ def test_the_pruner_stops_a_hopeless_learning_rate_and_it_pays_only_what_it_spen
     entry = next(e for e in Ledger().read().entries if e.outputs == [str(layout.trial_dir(tmp_path / "s", 1))])
     assert entry.spent_flops == pytest.approx(hopeless.flops_total) and entry.spent_flops < entry.estimated_flops
     assert [r["run"] for r in rows] == ["trial-0", "trial-1"] and rows[1]["pruned"]
+    refs = next(r["references"] for r in layout.read_metrics(layout.trial_dir(tmp_path / "s", 0)) if "references" in r)
+    assert rows[0]["ode_limit_mase"] == refs["ode"]  # the references on the trial's series, beside its score
+    assert rows[0]["best_reference_mase"] == min(v for k, v in refs.items() if k != "ode")
 
 
 def test_a_search_whose_budget_fits_three_trials_runs_three(small_h5, tmp_path):
