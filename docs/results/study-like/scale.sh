@@ -3,8 +3,8 @@
 # default) at the same FLOPs: today's recipe (rank 8, lr 1e-3, context 256, numeric head,
 # bf16, SmolLM2-135M-Instruct), 200 steps with forecasts of 20 validation series every 25
 # (curve.sh's run, which is the `series` side: it is run here if DIR lacks it), then both
-# final adapters, the species run's best/ and the zero-shot model with each scale on the
-# first 100 test series, greedy, history 50 -> 50.
+# final adapters and the species run's best/ on the first 100 test series, greedy,
+# history 50 -> 50 (11 minutes each here).
 #   bash docs/results/study-like/scale.sh DIR
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,23 +21,20 @@ t lvtime forecast $TEST --adapter r-curve/final --out test-series > test-series.
 t lvtime forecast $TEST --adapter r-species/final --out test-species > test-species.json
 # each run's best/ too (the series run's is its final adapter, step 200)
 t lvtime forecast $TEST --adapter r-species/best --out test-species-best > test-species-best.json
-t lvtime baseline $TEST --model smollm2-135m-instruct --scale series --out zero-series > zero-series.json
-t lvtime baseline $TEST --model smollm2-135m-instruct --scale species --out zero-species > zero-species.json
 python - <<'PY'
 import json
-print("| forecast (100 test series) | scale | prey MAE | prey R² | prey MASE | pred MAE | pred R² | pred MASE | amplitude prey / pred | training FLOPs |")
+print("| forecast (100 test series) | scale | prey MAE | prey R² | prey MASE | pred MAE | pred R² | pred MASE | amplitude prey / pred | FLOPs to this adapter (training + evaluations) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 import numpy as np
 def amplitude(folder):
     z = np.load(f"{folder}/forecasts.npz")
     return np.median(z["forecast"].std(axis=1) / z["truth"].std(axis=1), axis=0)
-for folder, train in [("zero-series", None), ("zero-species", None), ("test-series", "r-curve"), ("test-species", "r-species"),
-                      ("test-species-best", "r-species")]:
+for folder, train in [("test-series", "r-curve"), ("test-species", "r-species"), ("test-species-best", "r-species")]:
     d = json.load(open(f"{folder}/metrics.json"))
     m = d["metrics"]["model"]
     cells = [f"{m[sp][k]['median']:.3g}" for sp in ("prey", "predator") for k in ("mae", "r2", "mase")]
-    summary = json.load(open(f"{train}/summary.json")) if train else {}
-    flops = summary.get("best_flops" if folder.endswith("-best") else "flops_total", 0)
+    summary = json.load(open(f"{train}/summary.json"))
+    flops = summary["best_flops" if folder.endswith("-best") else "flops_total"]
     amp = amplitude(folder)
     print(f"| {folder} | {d['settings']['scale']} | " + " | ".join(cells) + f" | {amp[0]:.2f} / {amp[1]:.2f} | {flops:.3g} |")
 for name, m in json.load(open("test-series/metrics.json"))["metrics"].items():
