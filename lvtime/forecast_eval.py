@@ -104,6 +104,14 @@ def _aggregate(forecast: np.ndarray, truth: np.ndarray, history: np.ndarray) -> 
     return metrics.aggregate(metrics.per_series(forecast, truth, history))
 
 
+def best_naive(scores: dict[str, float | None]) -> tuple[str | None, float | None]:
+    """The best naive reference of ``name -> score`` (every one but the ODE limit, which
+    knows the equations), and its score."""
+    naive = {name: score for name, score in scores.items() if name not in ("model", "ode") and score is not None}
+    best = min(naive, key=naive.get) if naive else None
+    return best, naive.get(best)
+
+
 def ranking(agg: dict) -> float:
     """Median MASE over series, averaged over prey and predator."""
     return float(np.mean([agg[sp]["mase"]["median"] for sp in ("prey", "predator")]))

@@ -184,19 +184,16 @@ def _summary(s: ForecastConfig, p: dict, result, budget: float) -> dict:
 def gap(scores: dict) -> dict:
     """The model's median MASE (mean over species) beside the best naive reference's
     and the ODE limit's: how far the model is from each, at one glance."""
-    from lvtime.forecast_eval import ranking
+    from lvtime.forecast_eval import best_naive, ranking
 
-    def mase(name: str) -> float:
-        return ranking(scores[name]["aggregate"])
-
-    naive = {k: mase(k) for k in scores if k not in ("model", "ode")}
-    best = min(naive, key=naive.get) if naive else None
+    mase = {name: ranking(v["aggregate"]) for name, v in scores.items()}
+    best, best_score = best_naive(mase)
     return {
         "metric": "median MASE, mean of prey and predator",
-        "model": mase("model"),
+        "model": mase["model"],
         "best_reference": best,
-        "best_reference_score": naive.get(best),
-        "ode_limit": mase("ode") if "ode" in scores else None,
+        "best_reference_score": best_score,
+        "ode_limit": mase.get("ode"),
     }
 
 

@@ -251,14 +251,15 @@ def collect(spec: SweepConfig, study, budget: float) -> list[dict]:
 
 def _scores(summary, run_dir: Path) -> dict:
     """A trial's best forecast score, and the references' on the same series (logged at step 0)."""
+    from lvtime.forecast_eval import best_naive
+
     refs = next((r["references"] for r in layout.read_metrics(run_dir) if "references" in r), {})
-    naive = {name: score for name, score in refs.items() if name != "ode" and score is not None}
-    best = min(naive, key=naive.get) if naive else None
+    best, best_score = best_naive(refs)
     return {
         "forecast_mase": summary.best_score,
         "best_step": summary.best_step,
         "best_reference": best,
-        "best_reference_mase": naive.get(best),
+        "best_reference_mase": best_score,
         "ode_limit_mase": refs.get("ode"),
         "pruned": summary.pruned,
         "stopped_early": summary.stopped_early,

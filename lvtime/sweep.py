@@ -98,6 +98,7 @@ def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
         history=history,
         horizon=min(50, points - history),
         decimals=cfg.decimals,
+        scale=cfg.scale,  # the run's: its cost is planned before its adapter exists
         device=cfg.device,
         dtype=cfg.dtype,
         convention=cfg.convention,

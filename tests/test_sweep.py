@@ -143,6 +143,18 @@ def test_one_forecast_series_sets_the_ranking_and_the_runs_evaluations(h5, tmp_p
     assert {cfg.forecast_series for _, _, cfg in sw.expand(s)} == {5}
 
 
+def test_a_runs_ranking_forecast_is_planned_with_the_runs_scale(h5, tmp_path):
+    from lvtime import forecast_run
+
+    s = spec(h5, tmp_path, scale=["series", "species"]).model_copy(update={"rank_by": "forecast"})
+    planned, _ = sw.plan(s, Ledger())
+    for p in planned:  # what the forecast after training, with the run's adapter, will cost
+        settings = sw.forecast_settings(s, p.config).model_copy(update={"adapter": None})
+        assert settings.scale == p.config.scale
+        assert p.forecast_cost == forecast_run.plan(settings, Ledger())["estimate"]
+    assert planned[0].forecast_cost != planned[1].forecast_cost  # the texts differ in length
+
+
 def test_rank_by_forecast_charges_and_orders_by_forecast_score(h5, tmp_path):
     s = spec(h5, tmp_path, rank=[2, 4])
     s = s.model_copy(update={"rank_by": "forecast", "forecast_series": 2})
