@@ -8,9 +8,9 @@ turns the models into command signatures; ``lvtime.sweep`` turns the same
 :class:`FinetuneConfig` fields into sweep keys, ``--set`` names and printed commands.
 Adding an option is adding a field here.
 
-The bottom layer: imports no other lvtime module except the version. A run folder
-holds its resolved config as JSON, with library versions and the git commit when known
-(:func:`provenance`). No torch import here.
+The bottom layer: imports no other lvtime module but the version and the reference table
+(itself free of imports). A run folder holds its resolved config as JSON, with library
+versions and the git commit when known (:func:`provenance`). No torch import here.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from lvtime import __version__
+from lvtime import __version__, reference_table
 
 DEFAULT_DATA_FILE = "lotka_volterra_data.h5"
 DEFAULT_MODEL = "Qwen/Qwen2.5-0.5B-Instruct"  # the study's model
 DEFAULT_TARGETS = ("q_proj", "v_proj")  # the study adapts the query and value projections
-REFERENCES = ("last_value", "linear", "seasonal", "ode")
+REFERENCES = reference_table.NAMES
 CONVENTIONS = ("coursework", "exact", "2mnk")
 
 # Unknown option names are refused (a typo must not silently run the default), and so
@@ -92,11 +92,17 @@ def _named(value: str) -> str:
 
 
 def _references(value: Any) -> Any:
-    """``all`` and ``none`` as the CLI accepts them, in a list or alone."""
+    """``all`` (every reference installed) and ``none`` as the CLI accepts them, in a list or alone."""
     items = [value] if isinstance(value, str) else value
     if isinstance(items, list | tuple) and len(items) == 1 and items[0] in ("all", "none"):
-        return list(REFERENCES) if items[0] == "all" else []
+        return reference_table.available() if items[0] == "all" else []
     return value
+
+
+def _installed(names: list[str]) -> list[str]:
+    for name in names:
+        reference_table.require(name)  # one line naming the extra, before anything is spent
+    return names
 
 
 # --- shared fields: one definition for every model that has the option ---------------
@@ -285,10 +291,13 @@ class ForecastConfig(BaseModel):
         json_schema_extra=cli("--out", "-o"),
     )
     plot_series: int = Field(4, ge=0, description="Figures for this many series (plot extra).")
-    references: Annotated[list[Literal[REFERENCES]], BeforeValidator(_references)] = Field(
-        default_factory=lambda: list(REFERENCES),
-        description="Reference forecasts scored beside the model, comma-separated, all or none "
-        "(ode fits the predator-prey equations to each history: the physical limit).",
+    references: Annotated[
+        list[Literal[REFERENCES]], BeforeValidator(_references), AfterValidator(_installed)
+    ] = Field(
+        default_factory=reference_table.available,
+        description="Reference forecasts scored beside the model, comma-separated, all or none (default: every "
+        "one installed; arima needs the arima extra; ode fits the predator-prey equations to each history: the "
+        "physical limit).",
     )
 
 

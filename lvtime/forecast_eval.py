@@ -58,7 +58,7 @@ def reference_scores(fs: ForecastSet) -> dict[str, dict]:
     from lvtime import references
 
     history, truth = fs.series[:, : fs.history], fs.series[:, fs.history :]
-    refs, _ = references.compute(history, fs.horizon, fs.dt, references.NAMES)
+    refs, _ = references.compute(history, fs.horizon, fs.dt)
     return {name: _scores(_aggregate(f, truth, history)) for name, f in refs.items()}
 
 
@@ -95,6 +95,8 @@ def evaluate(model, tokenizer, arch, cfg: FinetuneConfig, fs: ForecastSet) -> di
 
 def _scores(agg: dict) -> dict:
     """The ranking score and each species' median MAE, R² and MASE."""
+    from lvtime.metrics import ranking
+
     return {"score": ranking(agg), **{sp: {m: agg[sp][m]["median"] for m in ("mae", "r2", "mase")} for sp in agg}}
 
 
@@ -102,16 +104,3 @@ def _aggregate(forecast: np.ndarray, truth: np.ndarray, history: np.ndarray) -> 
     from lvtime import metrics
 
     return metrics.aggregate(metrics.per_series(forecast, truth, history))
-
-
-def best_naive(scores: dict[str, float | None]) -> tuple[str | None, float | None]:
-    """The best naive reference of ``name -> score`` (every one but the ODE limit, which
-    knows the equations), and its score."""
-    naive = {name: score for name, score in scores.items() if name not in ("model", "ode") and score is not None}
-    best = min(naive, key=naive.get) if naive else None
-    return best, naive.get(best)
-
-
-def ranking(agg: dict) -> float:
-    """Median MASE over series, averaged over prey and predator."""
-    return float(np.mean([agg[sp]["mase"]["median"] for sp in ("prey", "predator")]))

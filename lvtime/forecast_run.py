@@ -184,7 +184,8 @@ def _summary(s: ForecastConfig, p: dict, result, budget: float) -> dict:
 def gap(scores: dict) -> dict:
     """The model's median MASE (mean over species) beside the best naive reference's
     and the ODE limit's: how far the model is from each, at one glance."""
-    from lvtime.forecast_eval import best_naive, ranking
+    from lvtime.metrics import ranking
+    from lvtime.reference_table import LIMIT, best_naive
 
     mase = {name: ranking(v["aggregate"]) for name, v in scores.items()}
     best, best_score = best_naive(mase)
@@ -193,7 +194,7 @@ def gap(scores: dict) -> dict:
         "model": mase["model"],
         "best_reference": best,
         "best_reference_score": best_score,
-        "ode_limit": mase.get("ode"),
+        "ode_limit": mase.get(LIMIT),
     }
 
 

@@ -118,3 +118,9 @@ def score(
             per.update(sample_scores(samples, truth))
         result[name] = {"per_series": per, "aggregate": aggregate(per)}
     return result
+
+
+def ranking(agg: dict) -> float:
+    """The one score that ranks forecasts: median MASE over series, averaged over prey
+    and predator (lower is better)."""
+    return float(np.mean([agg[sp]["mase"]["median"] for sp in SPECIES]))

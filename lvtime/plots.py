@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lvtime import layout
+from lvtime import layout, reference_table
 
 
 def _pyplot():
@@ -47,15 +47,12 @@ def loss_curve(run_dir: Path) -> Path | None:
     return path
 
 
-REFERENCE_STYLE = {"seasonal": ("seasonal naive", "--"), "last_value": ("last value", ":"), "ode": ("ODE limit", "-.")}
-
-
 def _forecast_scores(ax, rows: list[dict]) -> None:
     ax.plot([r["flops"] for r in rows], [r["forecast_score"] for r in rows], "o-", color="C1", label="model")
     for name, score in next((r["references"] for r in rows if "references" in r), {}).items():
-        if name in REFERENCE_STYLE:
-            label, style = REFERENCE_STYLE[name]
-            ax.axhline(score, color="gray", ls=style, label=label)
+        ref = reference_table.BY_NAME.get(name)  # a name from a newer lvtime: not drawn, not guessed
+        if ref is not None and score is not None:
+            ax.axhline(score, color="gray", ls=ref.line, label=ref.label)
     ax.set(xlabel="FLOPs spent", ylabel="median MASE (mean of species)", title="forecasts of validation series")
     ax.legend(fontsize=8)
 
@@ -82,8 +79,8 @@ def forecast_figure(
     for s, (ax, name) in enumerate(zip(axes, ("prey", "predator"), strict=True)):
         ax.plot(t_hist, history[:, s], color="black", label="history")
         ax.plot(t_fut, truth[:, s], color="black", ls="--", label="truth")
-        for k, (label, ref) in enumerate((references or {}).items()):
-            ax.plot(t_fut, ref[:, s], color=f"C{k + 2}", lw=0.8, alpha=0.8, label=label)
+        for k, (name, ref) in enumerate((references or {}).items()):
+            ax.plot(t_fut, ref[:, s], color=f"C{k + 2}", lw=0.8, alpha=0.8, label=reference_table.label(name))
         ax.plot(t_fut, forecast[:, s], color="C1", label="forecast")
         if low is not None and high is not None and not np.allclose(low, high, equal_nan=True):
             ax.fill_between(t_fut, low[:, s], high[:, s], color="C1", alpha=0.25, label="10-90%")
@@ -106,7 +103,7 @@ def summary_figure(path: Path, scores: dict[str, np.ndarray], metric: str = "mae
     for s, (ax, name) in enumerate(zip(axes, ("prey", "predator"), strict=True)):
         data = [v[:, s][np.isfinite(v[:, s])] for v in scores.values()]
         ax.boxplot(data, showfliers=False)
-        ax.set_xticks(range(1, len(scores) + 1), list(scores), rotation=15)
+        ax.set_xticks(range(1, len(scores) + 1), [reference_table.label(k) for k in scores], rotation=15)
         ax.set_title(f"{name}: {metric.upper()} per series")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -169,9 +166,10 @@ def _forecast_figure(plt, path: Path, rows: list[dict]) -> Path:
     ax.scatter([r["flops"] for r in done], [r["forecast_mase"] for r in done], color="C1", zorder=3)
     for r in done:
         ax.annotate(r["run"], (r["flops"], r["forecast_mase"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    limit = reference_table.BY_NAME[reference_table.LIMIT]
     for key, label, style in (
         ("best_reference_mase", "best naive reference", "--"),
-        ("ode_limit_mase", "ODE limit", ":"),
+        ("ode_limit_mase", limit.label, limit.line),
     ):
         values = [r[key] for r in done if r.get(key) is not None]
         if values:

@@ -5,6 +5,8 @@ same histories, so a model's score can be read against them. numpy and scipy, no
 * ``linear``: extend the least-squares line through the last 5 steps (clipped at 0).
 * ``seasonal``: seasonal naive — each series' dominant period from the history's
   autocorrelation, then the last full cycle repeated (last value when none is found).
+* ``arima``: AutoARIMA from statsforecast (the ``arima`` extra) on each species of each
+  series, its season the dominant period seasonal naive uses.
 * ``ode``: fit the Rosenzweig–MacArthur and the classic Lotka–Volterra equations to each
   history by least squares and integrate the better fit over the horizon. It knows the
   equations that generated the data, so on noise-free data like the study's it marks
@@ -23,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lvtime.config import REFERENCES as NAMES  # one list for the CLI and the core
+from lvtime import reference_table
 from lvtime.data import lv_rhs, rk4, rm_rhs
 
 MAX_STEP = 0.5  # RK4 sub-step for fitting (time units; the study's data step is ~2)
@@ -31,12 +33,12 @@ MAX_FIT_RMSE = 0.25  # history RMSE / history std above which a fit counts as fa
 STALL_ITERS = 5  # iterations without progress after which a fit counts as converged
 
 
-def last_value(history: np.ndarray, horizon: int) -> np.ndarray:
+def last_value(history: np.ndarray, horizon: int, dt: float = 1.0) -> np.ndarray:
     """Repeat each series' last observed value."""
     return np.repeat(history[:, -1:, :], horizon, axis=1)
 
 
-def linear(history: np.ndarray, horizon: int, window: int = 5) -> np.ndarray:
+def linear(history: np.ndarray, horizon: int, dt: float = 1.0, window: int = 5) -> np.ndarray:
     """Extend the least-squares line through the last ``window`` steps; clipped at 0."""
     h = np.asarray(history, dtype=np.float64)
     w = min(window, h.shape[1])
@@ -85,7 +87,7 @@ def dominant_period(history: np.ndarray, min_corr: float = 0.2) -> np.ndarray:
     return periods
 
 
-def seasonal(history: np.ndarray, horizon: int) -> np.ndarray:
+def seasonal(history: np.ndarray, horizon: int, dt: float = 1.0) -> np.ndarray:
     """Repeat the last full cycle of each series' dominant period."""
     h = np.asarray(history, dtype=np.float64)
     out = last_value(h, horizon)
@@ -255,19 +257,41 @@ def ode(history: np.ndarray, horizon: int, dt: float) -> OdeResult:
     return OdeResult(best_fc, kept, np.where(np.isfinite(best_rmse), best_rmse, np.nan), counts["fallback"], counts)
 
 
-def compute(history: np.ndarray, horizon: int, dt: float, names=NAMES) -> tuple[dict[str, np.ndarray], dict]:
-    """Forecasts of the chosen references and what is worth reporting about them."""
-    unknown = [x for x in names if x not in NAMES]
-    if unknown:
-        from lvtime.errors import UsageError
+def arima(history: np.ndarray, horizon: int, dt: float = 1.0) -> np.ndarray:
+    """statsforecast's AutoARIMA per species and series, with the season seasonal naive
+    finds (none when it finds none); clipped at 0 like every population forecast."""
+    import warnings
 
-        raise UsageError(f"unknown reference {unknown[0]!r} (choose from {', '.join(NAMES)})")
+    from statsforecast.models import AutoARIMA
+
+    h = np.asarray(history, dtype=np.float64)
+    out = np.empty((h.shape[0], horizon, 2))
+    for i, period in enumerate(dominant_period(h)):
+        for sp in range(2):
+            with warnings.catch_warnings():  # "3 or more differencing operations": its own advice, per fit
+                warnings.simplefilter("ignore")
+                fit = AutoARIMA(season_length=max(int(period), 1)).forecast(y=h[i, :, sp], h=horizon)
+            out[i, :, sp] = fit["mean"]
+    return np.maximum(np.nan_to_num(out, nan=0.0), 0.0)
+
+
+def ode_reference(history: np.ndarray, horizon: int, dt: float) -> tuple[np.ndarray, dict]:
+    """:func:`ode` as a table entry: the forecast, and how many fits fell back."""
+    result = ode(history, horizon, dt)
+    return result.forecast, {"fallbacks": result.fallbacks, "models": result.counts}
+
+
+def compute(history: np.ndarray, horizon: int, dt: float, names=None) -> tuple[dict[str, np.ndarray], dict]:
+    """Forecasts of the chosen references (default: every one available) and what their
+    functions report about them."""
+    from importlib import import_module
+
     out, info = {}, {}
-    for name in names:
-        if name == "ode":
-            result = ode(history, horizon, dt)
-            out[name] = result.forecast
-            info[name] = {"fallbacks": result.fallbacks, "models": result.counts}
-        else:
-            out[name] = {"last_value": last_value, "linear": linear, "seasonal": seasonal}[name](history, horizon)
+    for name in reference_table.available() if names is None else names:
+        ref = reference_table.require(name)
+        module, function = ref.function.split(":")
+        result = getattr(import_module(module), function)(history, horizon, dt)
+        out[name], details = result if isinstance(result, tuple) else (result, None)
+        if details is not None:
+            info[name] = details
     return out, info

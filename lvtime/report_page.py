@@ -10,10 +10,14 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
+from lvtime import reference_table
 from lvtime.flops import flops_str, pct
 
 GENERATOR = "lvtime report"  # in a <meta>: how --force knows a page it may replace
@@ -23,7 +27,9 @@ NO_SCORE = (
     " or sweep with --rank-by forecast"
 )
 NO_PLOTS = "no figures: install the plot extra (pip install 'lvtime[plot]')"
+# a status's or a run state's colour class (an unknown one is a warning)
 STATUS_CLASS = {"completed": "ok", "manual": "ok", "settled": "warn", "interrupted": "warn", "failed": "bad"}
+STATUS_CLASS |= {"finished": "ok", "running": "run", "not started": ""}
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1100px;
@@ -73,25 +79,71 @@ def text_cell(value: Any, cls: str = "") -> str:
     return f'<td class="{cls}">{esc("" if value is None else value)}</td>'
 
 
-def flops_cell(x: float | None) -> str:
-    return cell(x, "-" if x is None else flops_str(x))
-
-
-def pct_cell(x: float | None, total: float) -> str:
-    return cell(None if x is None else 100 * x / total, pct(x, total))
-
-
 def svg_text(x: float, y: float, text: str, anchor: str = "middle", extra: str = "") -> str:
     return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" {extra}>{esc(text)}</text>'
 
 
+def href(path: str) -> str:
+    """A link to a file of the study: relative, ``./``-prefixed (a name like
+    ``javascript:x`` stays a path) and percent-encoded (``#``, ``?``, ``%``, newlines)."""
+    return "./" + quote(path.lstrip("/"), safe="/")
+
+
 def link(path: str | None, label: str | None = None) -> str:
-    return "-" if not path else f'<a href="{esc(path)}">{esc(label or path)}</a>'
+    return "-" if not path else f'<a href="{esc(href(path))}">{esc(label or path)}</a>'
 
 
-def table(headers: list[str], rows: list[str], numeric: set[str], attrs: str = "") -> str:
-    head = "".join(f'<th class="{"n" if h in numeric else ""}">{esc(h)}</th>' for h in headers)
-    body = "\n".join(rows) if rows else f'<tr><td colspan="{len(headers)}" class="meta">none</td></tr>'
+# --- tables: each one a list of declared columns ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a report table: its header, what it shows of a record, and how.
+
+    ``fmt``: ``text``, ``status`` (text coloured by :data:`STATUS_CLASS`), ``num`` (3
+    significant digits), ``loss`` (4), ``int``, ``flops``, ``pct`` (of the budget),
+    ``seconds``, or ``html`` (``get`` returns markup it escaped itself). Every format but
+    text, status and html is numeric: right-aligned, its exact value in ``data-value``.
+    """
+
+    header: str
+    get: Callable[[dict], Any]
+    fmt: str = "text"
+
+    @property
+    def numeric(self) -> bool:
+        return self.fmt not in ("text", "status", "html")
+
+    def cell(self, record: dict, total: float) -> str:
+        v = self.get(record)
+        if self.fmt == "text":
+            return text_cell(v)
+        if self.fmt == "status":
+            return text_cell(v, STATUS_CLASS.get(v, "warn"))
+        if self.fmt == "html":
+            return f"<td>{v}</td>"
+        shown = {
+            "loss": lambda: num(v, 4),
+            "int": lambda: "-" if v is None else str(v),
+            "flops": lambda: "-" if v is None else flops_str(v),
+            "pct": lambda: pct(v, total),
+            "seconds": lambda: "-" if v is None else f"{v:.0f}s",
+        }.get(self.fmt, lambda: num(v))()
+        return cell(None if v is None else 100 * v / total if self.fmt == "pct" else v, shown)
+
+
+def value_of(name: str) -> Callable[[dict], Any]:
+    return lambda r: r.get(name)
+
+
+def table(columns: list[Column], records: list[dict], total: float = 1.0, attrs: str = "", row_id=None) -> str:
+    """A sortable table of ``records``; ``row_id`` = (attribute, record -> value) marks each row."""
+    head = "".join(f'<th class="{"n" if c.numeric else ""}">{esc(c.header)}</th>' for c in columns)
+    rows = []
+    for r in records:
+        mark = f' {row_id[0]}="{esc(row_id[1](r))}"' if row_id else ""
+        rows.append(f"<tr{mark}>" + "".join(c.cell(r, total) for c in columns) + "</tr>")
+    body = "\n".join(rows) if rows else f'<tr><td colspan="{len(columns)}" class="meta">none</td></tr>'
     inner = f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
     return f'<div class="scroll"><table class="sortable" {attrs}>{inner}</table></div>'
 
@@ -226,27 +278,32 @@ def _budget(b: dict) -> str:
     for key in ("spent", "reserved", "remaining"):
         cards.append(f'<div class="card">{key}<b>{flops_str(b[key])}</b>{pct(b[key], total)} of budget</div>')
     missing = "" if b["exists"] else _notes([f"no ledger at {b['path']} yet: no run has spent anything here"])
-    kinds = [f"<tr>{text_cell(k)}{flops_cell(v)}{pct_cell(v, total)}</tr>" for k, v in b["by_kind"].items()]
-    entries = [_entry_row(e, total) for e in b["entries"]]
-    entry_headers = ["id", "label", "kind", "status", "estimate", "spent", "counted", "% budget", "ended"]
+    kinds = [{"kind": k, "flops": v} for k, v in b["by_kind"].items()]
     return (
         f"<h2>Budget</h2><div class=cards>{''.join(cards)}</div>{missing}"
         f"<h3>Spend over time</h3>{_spend_chart(b)}"
-        f"<h3>By kind</h3>{table(['kind', 'FLOPs', '% budget'], kinds, {'FLOPs', '% budget'}, 'id=by-kind')}"
+        f"<h3>By kind</h3>{table(KIND_COLUMNS, kinds, total, 'id=by-kind')}"
         f"<h3>Ledger entries</h3>"
-        + table(entry_headers, entries, {"estimate", "spent", "counted", "% budget"}, "id=entries")
+        + table(ENTRY_COLUMNS, b["entries"], total, "id=entries", ("data-id", value_of("id")))
     )
 
 
-def _entry_row(e: dict, total: float) -> str:
-    status = "stale" if e["stale"] else e["status"]
-    ended = (e.get("ended_at") or e["started_at"])[:19].replace("T", " ")
-    return (
-        f'<tr data-id="{esc(e["id"])}">{text_cell(e["id"])}{text_cell(e["label"])}{text_cell(e["kind"])}'
-        f"{text_cell(status, STATUS_CLASS.get(status, 'warn'))}{flops_cell(e['estimated_flops'])}"
-        f"{flops_cell(e['spent_flops'])}{flops_cell(e['counted'])}{pct_cell(e['counted'], total)}"
-        f"{text_cell(ended)}</tr>"
-    )
+KIND_COLUMNS = [
+    Column("kind", value_of("kind")),
+    Column("FLOPs", value_of("flops"), "flops"),
+    Column("% budget", value_of("flops"), "pct"),
+]
+ENTRY_COLUMNS = [
+    Column("id", value_of("id")),
+    Column("label", value_of("label")),
+    Column("kind", value_of("kind")),
+    Column("status", lambda e: "stale" if e["stale"] else e["status"], "status"),
+    Column("estimate", value_of("estimated_flops"), "flops"),
+    Column("spent", value_of("spent_flops"), "flops"),
+    Column("counted", value_of("counted"), "flops"),
+    Column("% budget", value_of("counted"), "pct"),
+    Column("ended", lambda e: (e.get("ended_at") or e["started_at"])[:19].replace("T", " ")),
+]
 
 
 def _spend_chart(b: dict) -> str:
@@ -260,34 +317,43 @@ def _spend_chart(b: dict) -> str:
     return chart(series, budget_line, "hours since the first entry", "FLOPs", xlog=False, yflops=True)
 
 
+RUN_COLUMNS = [
+    Column("run", lambda r: link(r["path"], r["name"]), "html"),
+    Column("state", value_of("state"), "status"),
+    Column("options (not default)", value_of("options")),
+    Column("steps", value_of("steps"), "int"),
+    Column("FLOPs", value_of("flops"), "flops"),
+    Column("% budget", value_of("flops"), "pct"),
+    Column("val loss @0", value_of("val_loss_before"), "loss"),
+    Column("val loss", value_of("val_loss_after"), "loss"),
+    Column("best MASE", value_of("best_score"), "num"),
+    Column("wall", value_of("wall_s"), "seconds"),
+    Column("plots", lambda r: link(r["loss_plot"], "loss.png"), "html"),
+    Column("notes", lambda r: _notes(r["notes"]), "html"),
+]
+
+
 def _runs(runs: list[dict], total: float) -> str:
-    headers = ["run", "state", "options (not default)", "steps", "FLOPs", "% budget", "val loss @0", "val loss"]
-    headers += ["best MASE", "wall", "plots", "notes"]
-    numeric = {"steps", "FLOPs", "% budget", "val loss @0", "val loss", "best MASE", "wall"}
-    rows = [_run_row(r, total) for r in runs]
-    return "<h2>Fine-tuning runs</h2>" + table(headers, rows, numeric, "id=runs")
+    return "<h2>Fine-tuning runs</h2>" + table(RUN_COLUMNS, runs, total, "id=runs", ("data-run", value_of("path")))
 
 
-def _run_row(r: dict, total: float) -> str:
-    state = text_cell(r["state"], {"finished": "ok", "running": "run", "interrupted": "warn"}.get(r["state"], ""))
-    wall = "-" if r["wall_s"] is None else f"{r['wall_s']:.0f}s"
-    losses = cell(r["val_loss_before"], num(r["val_loss_before"], 4)) + cell(
-        r["val_loss_after"], num(r["val_loss_after"], 4)
-    )
-    return (
-        f'<tr data-run="{esc(r["path"])}"><td>{link(r["path"], r["name"])}</td>{state}{text_cell(r["options"])}'
-        f"{cell(r['steps'], str(r['steps']))}{flops_cell(r['flops'])}{pct_cell(r['flops'], total)}{losses}"
-        f"{cell(r['best_score'])}{cell(r['wall_s'], wall)}<td>{link(r['loss_plot'], 'loss.png')}</td>"
-        f"<td>{_notes(r['notes'])}</td></tr>"
-    )
+FORECAST_COLUMNS = [
+    Column("forecast", lambda f: link(f["path"]), "html"),
+    Column("kind", value_of("kind")),
+    Column("adapter / model", lambda f: f.get("adapter_run") or f.get("model") or "-"),
+    Column("series", value_of("n_series"), "int"),
+    Column("MASE", value_of("score"), "num"),
+    Column("best reference", lambda f: reference_table.label(f.get("best_reference") or "-")),
+    Column("its MASE", value_of("best_reference_score"), "num"),
+    Column(reference_table.label(reference_table.LIMIT), value_of("ode_limit"), "num"),
+    Column("FLOPs", value_of("flops"), "flops"),
+    Column("notes", lambda f: _notes(f["notes"]), "html"),
+]
 
 
 def _forecasts(forecasts: list[dict], runs: list[dict], root: Path) -> str:
-    headers = ["forecast", "kind", "adapter / model", "series", "MASE", "best reference", "its MASE", "ODE limit"]
-    headers += ["FLOPs", "notes"]
     out = "<h2>Forecasts</h2><p class=meta>MASE: median over series, mean of prey and predator; lower is better.</p>"
-    rows = [_forecast_row(f) for f in forecasts]
-    out += table(headers, rows, {"series", "MASE", "its MASE", "ODE limit", "FLOPs"}, "id=forecasts")
+    out += table(FORECAST_COLUMNS, forecasts, attrs="id=forecasts", row_id=("data-run", value_of("path")))
     scored = [f for f in forecasts if f.get("score") is not None]
     if scored:
         best = min(scored, key=lambda f: f["score"])
@@ -300,30 +366,29 @@ def _forecasts(forecasts: list[dict], runs: list[dict], root: Path) -> str:
     return out
 
 
-def _forecast_row(f: dict) -> str:
-    source = f.get("adapter_run") or f.get("model") or "-"
-    return (
-        f'<tr data-run="{esc(f["path"])}"><td>{link(f["path"])}</td>{text_cell(f["kind"])}{text_cell(source)}'
-        f"{cell(f.get('n_series'), str(f.get('n_series') or '-'))}{cell(f.get('score'))}"
-        f"{text_cell(f.get('best_reference') or '-')}{cell(f.get('best_reference_score'))}{cell(f.get('ode_limit'))}"
-        f"{flops_cell(f.get('flops'))}<td>{_notes(f['notes'])}</td></tr>"
-    )
+SPECIES_COLUMNS = [
+    Column("forecaster", lambda r: reference_table.label(r["name"])),
+    Column("species", value_of("species")),
+]
+METRIC_HEADERS = {"mae": "MAE", "r2": "R²", "mase": "MASE", "crps": "CRPS", "coverage": "coverage"}
+SAMPLE_METRICS = ("crps", "coverage")  # shown when the forecast was sampled
 
 
 def _species_table(f: dict) -> str:
     sampled = any("crps" in m.get("prey", {}) for m in f["metrics"].values())
-    metrics = ["mae", "r2", "mase"] + (["crps", "coverage"] if sampled else [])
-    rows = [
-        f"<tr>{text_cell(name)}{text_cell(sp)}" + "".join(cell(per[sp].get(m)) for m in metrics) + "</tr>"
+    shown = [m for m in METRIC_HEADERS if sampled or m not in SAMPLE_METRICS]
+    columns = SPECIES_COLUMNS + [Column(METRIC_HEADERS[m], lambda r, m=m: r["values"].get(m), "num") for m in shown]
+    records = [
+        {"name": name, "species": sp, "values": per[sp]}
         for name, per in f["metrics"].items()
         for sp in ("prey", "predator")
     ]
-    names = {"mae": "MAE", "r2": "R²", "mase": "MASE", "crps": "CRPS", "coverage": "coverage"}
-    return table(["forecaster", "species", *(names[m] for m in metrics)], rows, set(names.values()), "id=best-forecast")
+    return table(columns, records, attrs="id=best-forecast")
 
 
+_LIMIT = reference_table.BY_NAME[reference_table.LIMIT]
 REFERENCE_LINES = (("zero_shot", "zero-shot", "2 3"), ("best_reference", "best naive reference", "6 4"))
-REFERENCE_LINES += (("ode_limit", "ODE limit", "1 4"),)
+REFERENCE_LINES += (("ode_limit", _LIMIT.label, _LIMIT.dash),)
 
 
 def _frontier(fr: dict, total: float) -> str:
@@ -351,20 +416,16 @@ def _sweeps(sweeps: list[dict], root: Path, total: float) -> str:
     for s in sweeps:
         keys = list(s["grid"])
         by = "forecast_mase" if s["rank_by"] == "forecast" else "val_loss"
-        rows = [_sweep_row(r, keys, by, total) for r in s["results"]]
+        columns = [SWEEP_RUN, *(Column(k, value_of(k)) for k in keys), Column(by, value_of(by), "num"), *SWEEP_COST]
         kind = f"{s['search']} search, " if s.get("search", "grid") != "grid" else ""
         out += f"<h3>{link(s['path'])} ({kind}ranked by {esc(s['rank_by'])})</h3>{_notes(s['notes'])}"
-        out += table(["run", *keys, by, "FLOPs", "% budget"], rows, {by, "FLOPs", "% budget"})
+        out += table(columns, s["results"], total, row_id=("data-run", lambda r: r.get("out", "")))
         out += "".join(image(root, p, f"{s['path']}: {name}") for name, p in s["figures"].items())
         if not s["figures"] and s["results"]:
             out += _notes([NO_PLOTS + " and re-run the sweep"])
     return out
 
 
-def _sweep_row(r: dict, keys: list[str], by: str, total: float) -> str:
-    name = f"{r.get('run')} (pruned)" if r.get("pruned") else r.get("run")  # a search's pruner stopped it
-    values = "".join(text_cell(r.get(k)) for k in keys)
-    return (
-        f'<tr data-run="{esc(r.get("out", ""))}">{text_cell(name)}{values}{cell(r.get(by))}'
-        f"{flops_cell(r.get('flops'))}{pct_cell(r.get('flops'), total)}</tr>"
-    )
+# a sweep's table: the run, its swept options, its ranking value, then these
+SWEEP_RUN = Column("run", lambda r: f"{r.get('run')} (pruned)" if r.get("pruned") else r.get("run"))
+SWEEP_COST = [Column("FLOPs", value_of("flops"), "flops"), Column("% budget", value_of("flops"), "pct")]

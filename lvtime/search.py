@@ -251,7 +251,7 @@ def collect(spec: SweepConfig, study, budget: float) -> list[dict]:
 
 def _scores(summary, run_dir: Path) -> dict:
     """A trial's best forecast score, and the references' on the same series (logged at step 0)."""
-    from lvtime.forecast_eval import best_naive
+    from lvtime.reference_table import LIMIT, best_naive
 
     refs = next((r["references"] for r in layout.read_metrics(run_dir) if "references" in r), {})
     best, best_score = best_naive(refs)
@@ -260,7 +260,7 @@ def _scores(summary, run_dir: Path) -> dict:
         "best_step": summary.best_step,
         "best_reference": best,
         "best_reference_mase": best_score,
-        "ode_limit_mase": refs.get("ode"),
+        "ode_limit_mase": refs.get(LIMIT),
         "pruned": summary.pruned,
         "stopped_early": summary.stopped_early,
     }

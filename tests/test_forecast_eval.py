@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from tiny import finetune_cfg  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from lvtime import layout  # noqa: E402
+from lvtime import layout, reference_table  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 from lvtime.finetune_run import finetune, plan  # noqa: E402
 from lvtime.ledger import Ledger  # noqa: E402
@@ -32,7 +32,7 @@ def test_scores_are_logged_at_0_every_n_and_the_end_and_charged_like_a_forecast(
     summary = finetune(cfg)
     rows = forecast_rows(out)
     assert [r["step"] for r in rows] == [0, 2, 4, 5]
-    assert set(rows[0]["references"]) == {"last_value", "linear", "seasonal", "ode"}
+    assert set(rows[0]["references"]) == set(reference_table.available())
     for name, by_species in rows[0]["reference_species"].items():  # each species' scores, as the model's
         assert set(by_species) == {"prey", "predator"} and set(by_species["prey"]) == set(rows[0]["prey"])
         mean = (by_species["prey"]["mase"] + by_species["predator"]["mase"]) / 2

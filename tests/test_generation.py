@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lvtime import data, generation, llmtime
+from lvtime import data, generation, llmtime, reference_table
 from lvtime.errors import TokenizerError
 from lvtime.flops import PRESETS
 from lvtime.forecast_run import ForecastConfig, run
@@ -129,9 +129,9 @@ def test_run_writes_results_and_ledger(tmp_path, small_h5):
     out = tmp_path / "out"
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["n_series"] == 4 and doc["parse_failures"] == 0
-    assert set(doc["metrics"]) == {"model", "last_value", "linear", "seasonal", "ode"}
-    assert doc["gap"]["model"] > 0 and doc["gap"]["best_reference"] in ("last_value", "linear", "seasonal")
-    assert sum(doc["references"]["ode"]["models"].values()) == 4
+    assert set(doc["metrics"]) == {"model", *reference_table.available()}
+    assert doc["gap"]["model"] > 0 and reference_table.is_naive(doc["gap"]["best_reference"])
+    assert sum(doc["references"][reference_table.LIMIT]["models"].values()) == 4
     npz = np.load(out / "forecasts.npz")
     by_horizon = doc["mae_by_horizon"]  # the saved forecasts, scored per step range
     assert by_horizon["steps"] == ["1", "2", "3", "4", "5"] and set(by_horizon) - {"steps"} == set(doc["metrics"])
@@ -139,7 +139,8 @@ def test_run_writes_results_and_ledger(tmp_path, small_h5):
     assert by_horizon["model"]["prey"][2] == pytest.approx(step3)
     assert npz["forecast"].shape == (4, 5, 2) and npz["history"].shape == (4, 20, 2)
     assert npz["reference_ode"].shape == (4, 5, 2)
-    assert len((out / "per_series.csv").read_text().splitlines()) == 1 + 4 * 5 * 2
+    forecasters = 1 + len(reference_table.available())  # the model and every reference
+    assert len((out / "per_series.csv").read_text().splitlines()) == 1 + 4 * forecasters * len(("prey", "predator"))
     pytest.importorskip("matplotlib")
     assert (out / "summary.png").exists() and len(list(out.glob("series-*.png"))) == 1
 

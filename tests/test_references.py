@@ -67,3 +67,56 @@ def test_a_fit_counts_as_stalled_only_when_its_cost_stops_falling():
     before = np.array([1.0, 1.0, np.inf, np.inf, 1.0])
     now = np.array([0.5, 1.0 - 1e-12, np.inf, 3.0, np.nan])
     assert references._stalled(before, now).tolist() == [False, True, True, False, True]
+
+
+# --- the table: one entry per reference, read by every consumer ---------------------
+
+
+def test_every_entry_runs_through_compute_and_is_drawn(monkeypatch):
+    """Each installed entry's function is found from the table and gives (N, horizon, 2);
+    the plot, the report and the CLI label every one."""
+    from lvtime import reference_table
+
+    series, dt = _one_series("rosenzweig-macarthur", RM_TRUE)
+    history = np.concatenate([series[:, :40], series[:, :40] * 0.5])
+    names = reference_table.available()
+    forecasts, info = references.compute(history, 7, dt, names)
+    assert set(forecasts) == set(names)
+    for f in forecasts.values():
+        assert f.shape == (2, 7, 2) and np.isfinite(f).all() and (f >= 0).all()
+    assert set(info) == {reference_table.LIMIT}  # only the ODE fit reports details
+    labels = [reference_table.label(r.name) for r in reference_table.TABLE]
+    assert len(set(labels)) == len(labels) and reference_table.label("model") == "model"
+
+
+def test_the_best_naive_reference_never_is_the_limit_or_the_model():
+    from lvtime.reference_table import LIMIT, best_naive
+
+    assert best_naive({"model": 0.1, LIMIT: 0.2, "seasonal": 1.5, "linear": 1.2, "last_value": None}) == (
+        "linear",
+        1.2,
+    )
+    assert best_naive({"model": 0.1, LIMIT: 0.2}) == (None, None)
+
+
+def test_a_reference_whose_package_is_missing_says_how_to_install_it(monkeypatch):
+    from lvtime import reference_table
+    from lvtime.config import ForecastConfig
+    from lvtime.errors import UsageError
+
+    monkeypatch.setattr(reference_table, "installed", lambda ref: ref.needs is None)
+    with pytest.raises(UsageError, match=r"needs statsforecast: pip install 'lvtime\[arima\]'"):
+        ForecastConfig(references=["arima"])
+    assert "arima" not in ForecastConfig().references  # the default is what is installed
+    assert "arima" not in ForecastConfig(references=["all"]).references
+    with pytest.raises(UsageError, match="unknown reference"):
+        references.compute(np.ones((1, 10, 2)), 3, 1.0, ["nope"])
+
+
+def test_arima_forecasts_a_seasonal_series_better_than_the_last_value():
+    pytest.importorskip("statsforecast", reason="the arima extra is not installed")
+    series, dt = _one_series("rosenzweig-macarthur", RM_TRUE)
+    history, truth = series[:, :60], series[:, 60:80]
+    f, _ = references.compute(history, 20, dt, ["arima", "last_value"])
+    mae = {k: float(np.abs(v - truth).mean()) for k, v in f.items()}
+    assert mae["arima"] < mae["last_value"]

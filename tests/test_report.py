@@ -79,6 +79,14 @@ class Page(HTMLParser):
             self._table = None
 
 
+    def rows(self, table: str, mark: str) -> dict[str, dict[str, dict]]:
+        """``table``'s rows by their ``mark`` attribute, each a header -> cell dict: tests
+        find cells by header, so column order is no API."""
+        header = [c["text"] for c in self.tables[table][0]["cells"]]
+        marked = (r for r in self.tables[table] if mark in r["attrs"])
+        return {r["attrs"][mark]: dict(zip(header, r["cells"], strict=True)) for r in marked}
+
+
 def report(folder: Path, *extra) -> tuple[Page, dict]:
     out = folder / "report.html"
     lv("report", folder, "--ledger", folder / "lvtime-ledger.json", "-o", out, "--force", *extra)
@@ -89,26 +97,28 @@ def report(folder: Path, *extra) -> tuple[Page, dict]:
 def test_the_page_holds_every_entry_and_run_with_their_own_numbers(study):
     page, doc = report(study)
     ledger = json.loads(lv("ledger", "--ledger", study / "lvtime-ledger.json", "--json").stdout)
-    rows = {r["attrs"]["data-id"]: r["cells"] for r in page.tables["entries"] if "data-id" in r["attrs"]}
+    rows = page.rows("entries", "data-id")
     assert set(rows) == {e["id"] for e in ledger["entries"]} and len(rows) == 8  # 4 trainings, 4 forecasts
     for e in ledger["entries"]:
         cells = rows[e["id"]]
-        assert float(cells[4]["value"]) == e["estimated_flops"] and float(cells[5]["value"]) == e["spent_flops"]
+        assert float(cells["estimate"]["value"]) == e["estimated_flops"]
+        assert float(cells["spent"]["value"]) == e["spent_flops"]
     assert {e["id"]: e["counted"] for e in doc["budget"]["entries"]} == {
         e["id"]: e["spent_flops"] for e in ledger["entries"]
     }
     assert doc["budget"]["spent"] == ledger["spent"] and doc["budget"]["remaining"] == ledger["remaining"]
-    runs = {r["attrs"]["data-run"]: r["cells"] for r in page.tables["runs"] if "data-run" in r["attrs"]}
+    runs = page.rows("runs", "data-run")
     assert set(runs) == {"runs/a", "runs/b", "runs/sweep/r2", "runs/sweep/r4"}
     for path, cells in runs.items():
         summary = layout.read_summary(study / path)
-        assert float(cells[4]["value"]) == summary.flops_total and int(cells[3]["value"]) == summary.steps
-        assert cells[1]["text"] == "finished"
-    forecasts = {r["attrs"]["data-run"]: r["cells"] for r in page.tables["forecasts"] if "data-run" in r["attrs"]}
+        assert float(cells["FLOPs"]["value"]) == summary.flops_total and int(cells["steps"]["value"]) == summary.steps
+        assert cells["state"]["text"] == "finished"
+    forecasts = page.rows("forecasts", "data-run")
     assert len(forecasts) == 4  # baseline, forecast, the sweep's two ranking forecasts
     for path, cells in forecasts.items():
         gap = layout.read_forecast_metrics(study / path)["gap"]
-        assert float(cells[4]["value"]) == gap["model"] and float(cells[6]["value"]) == gap["best_reference_score"]
+        assert float(cells["MASE"]["value"]) == gap["model"]
+        assert float(cells["its MASE"]["value"]) == gap["best_reference_score"]
     best_a = min(f["score"] for f in doc["forecasts"] if f["adapter_run"] == "runs/a")
     assert next(r for r in doc["runs"] if r["path"] == "runs/a")["best_score"] == best_a
     assert len(doc["frontier"]["points"]) == 4 and doc["frontier"]["zero_shot"] is not None

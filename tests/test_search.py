@@ -18,6 +18,7 @@ from tiny import TINY_CLI, finetune_cfg  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from lvtime import folders, layout, search  # noqa: E402
+from lvtime.reference_table import LIMIT, is_naive  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 from lvtime.config import SweepConfig  # noqa: E402
 from lvtime.errors import UsageError  # noqa: E402
@@ -51,8 +52,8 @@ def test_the_pruner_stops_a_hopeless_learning_rate_and_it_pays_only_what_it_spen
     assert entry.spent_flops == pytest.approx(hopeless.flops_total) and entry.spent_flops < entry.estimated_flops
     assert [r["run"] for r in rows] == ["trial-0", "trial-1"] and rows[1]["pruned"]
     refs = next(r["references"] for r in layout.read_metrics(layout.trial_dir(tmp_path / "s", 0)) if "references" in r)
-    assert rows[0]["ode_limit_mase"] == refs["ode"]  # the references on the trial's series, beside its score
-    assert rows[0]["best_reference_mase"] == min(v for k, v in refs.items() if k != "ode")
+    assert rows[0]["ode_limit_mase"] == refs[LIMIT]  # the references on the trial's series, beside its score
+    assert rows[0]["best_reference_mase"] == min(v for k, v in refs.items() if is_naive(k))
 
 
 def test_a_search_whose_budget_fits_three_trials_runs_three(small_h5, tmp_path):

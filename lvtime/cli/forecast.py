@@ -8,6 +8,7 @@ from lvtime.cli import options
 from lvtime.cli.output import console, err_console, flops_str, pct, print_json
 from lvtime.config import ForecastConfig, RunFlags
 from lvtime.errors import UsageError
+from lvtime.reference_table import LIMIT, label
 
 
 def register(app: typer.Typer) -> None:
@@ -104,9 +105,6 @@ def _progress(num_samples: int, show: bool):
     return bar, on_plan, on_batch
 
 
-LABELS = {"ode": "ode (limit)"}
-
-
 def _num(x: float) -> str:
     return f"{x:.3g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
 
@@ -120,7 +118,7 @@ def _horizon_table(by_horizon: dict):
     for species in ("prey", "predator"):
         for name, values in by_horizon.items():
             if name != "steps":
-                table.add_row(species, LABELS.get(name, name), *(_num(v) for v in values[species]))
+                table.add_row(species, label(name), *(_num(v) for v in values[species]))
         table.add_section()
     return table
 
@@ -142,17 +140,17 @@ def _print_report(report: dict, budget: float) -> None:
         for name, agg in report["metrics"].items():
             a = agg[species]
             cells = (_num(a[m]["median"]) if m in a else "" for m in columns)
-            table.add_row(species, LABELS.get(name, name), *cells)
+            table.add_row(species, label(name), *cells)
         table.add_section()
     console.print(table)
     console.print(_horizon_table(report["mae_by_horizon"]))
     g = report["gap"]
     line = f"median MASE (mean of species): model {g['model']:.3g}"
     if g["best_reference"]:
-        line += f", best reference {g['best_reference']} {g['best_reference_score']:.3g}"
+        line += f", best reference {label(g['best_reference'])} {g['best_reference_score']:.3g}"
     if g["ode_limit"] is not None:
-        fallbacks = report["references"]["ode"]["fallbacks"]
-        line += f", ODE limit {g['ode_limit']:.3g}" + (
+        fallbacks = report["references"].get(LIMIT, {}).get("fallbacks")
+        line += f", {label(LIMIT)} {g['ode_limit']:.3g}" + (
             f" ({fallbacks} fits fell back to last value)" if fallbacks else ""
         )
     console.print(line)
