@@ -1,5 +1,5 @@
 """Run checkpoints: ``checkpoints/step-N/`` holds the adapter (PEFT format) and
-``state.pt`` (step, optimizer, scheduler, RNG, history).
+``state.pt`` (step, optimizer, scheduler, RNG, and the run's :class:`RunState`).
 
 Loading runs no code: ``state.pt`` holds only tensors and plain containers and is read
 with ``torch.load(weights_only=True)``; anything else is refused. A checkpoint is
@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydantic import ValidationError
 
 from lvtime import layout, lora
-from lvtime.errors import ModelError, TrainingError
+from lvtime.errors import ModelError, TrainingError, first_error
+from lvtime.run_state import STATE_KEY, RunState
 
 STATE_FILE = "state.pt"
 
@@ -80,7 +82,7 @@ def save_adapter(model, folder: Path, cfg) -> None:
     layout.write_adapter_encoding(folder, cfg)
 
 
-def save(run_dir: Path, step: int, model, optimizer, scheduler, history: dict, cfg, keep: int) -> Path:
+def save(run_dir: Path, step: int, model, optimizer, scheduler, run_state: RunState, cfg, keep: int) -> Path:
     """Write ``checkpoints/step-N`` atomically and prune all but the newest ``keep``.
 
     Refuses (:class:`TrainingError`) to write non-finite weights or optimizer state.
@@ -90,7 +92,7 @@ def save(run_dir: Path, step: int, model, optimizer, scheduler, history: dict, c
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
         "rng": _rng_state(),
-        "history": history,
+        STATE_KEY: run_state.to_checkpoint(),
     }
     if not all_finite(lora.adapter_state(model)) or not all_finite(state["optimizer"]):
         raise TrainingError(f"step {step}: weights or optimizer state are not finite; no checkpoint written")
@@ -131,22 +133,23 @@ def _state_problem(state) -> str | None:
     reads), so a hand-edited file is one line, not a traceback mid-resume."""
     if not isinstance(state, dict):
         return f"a {type(state).__name__}, not a dict"
-    expect = {"step": int, "optimizer": dict, "scheduler": dict, "rng": dict, "history": dict}
+    expect = {"step": int, "optimizer": dict, "scheduler": dict, "rng": dict, STATE_KEY: dict}
     rng = state.get("rng") if isinstance(state.get("rng"), dict) else {}
     numpy_rng = rng.get("numpy") if isinstance(rng.get("numpy"), dict) else {}
-    history = state.get("history") if isinstance(state.get("history"), dict) else {}
     checks = [(state.get(k), t, k) for k, t in expect.items()]
     checks += [(rng.get("torch"), torch.Tensor, "rng.torch"), (rng.get("numpy"), dict, "rng.numpy")]
     checks += [(numpy_rng.get("keys"), torch.Tensor, "rng.numpy.keys"), (numpy_rng.get("pos"), int, "rng.numpy.pos")]
-    checks += [(history.get("val"), dict, "history.val"), (history.get("tokens"), int, "history.tokens")]
     checks += [(numpy_rng.get("has_gauss"), int, "rng.numpy.has_gauss")]
     checks += [(numpy_rng.get("gauss"), (int, float), "rng.numpy.gauss")]
-    checks += [(history.get("flops"), (int, float), "history.flops")]
     for value, kind, name in checks:
         if not isinstance(value, kind) or isinstance(value, bool):
             return f"{name} is {type(value).__name__}"
     if state["step"] < 0:
         return "step is negative"
+    try:
+        RunState.model_validate(state[STATE_KEY])
+    except ValidationError as exc:
+        return f"{STATE_KEY}: {first_error(exc)}"
     return None
 
 
@@ -174,8 +177,8 @@ def newest_good(run_dir: Path) -> Found:
     return Found(None, skipped)
 
 
-def load(run_dir: Path, step: int, model, optimizer, scheduler) -> tuple[int, dict]:
-    """Restore adapter, optimizer, scheduler and RNG from ``step``; returns (step, history)."""
+def load(run_dir: Path, step: int, model, optimizer, scheduler) -> tuple[int, RunState]:
+    """Restore adapter, optimizer, scheduler and RNG from ``step``; returns (step, the run's state)."""
     ckpt = folder(run_dir, step)
     state = read_state(ckpt)
     lora.load_weights(model, ckpt)
@@ -185,4 +188,4 @@ def load(run_dir: Path, step: int, model, optimizer, scheduler) -> tuple[int, di
         _set_rng_state(state["rng"])
     except (KeyError, ValueError, TypeError, RuntimeError) as exc:
         raise ModelError(f"{ckpt}: state does not match this run ({str(exc)[:120]})") from None
-    return int(state["step"]), state["history"]
+    return int(state["step"]), RunState.model_validate(state[STATE_KEY])

@@ -291,9 +291,7 @@ class ForecastConfig(BaseModel):
         json_schema_extra=cli("--out", "-o"),
     )
     plot_series: int = Field(4, ge=0, description="Figures for this many series (plot extra).")
-    references: Annotated[
-        list[Literal[REFERENCES]], BeforeValidator(_references), AfterValidator(_installed)
-    ] = Field(
+    references: Annotated[list[Literal[REFERENCES]], BeforeValidator(_references), AfterValidator(_installed)] = Field(
         default_factory=reference_table.available,
         description="Reference forecasts scored beside the model, comma-separated, all or none (default: every "
         "one installed; arima needs the arima extra; ode fits the predator-prey equations to each history: the "

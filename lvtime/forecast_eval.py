@@ -62,6 +62,16 @@ def reference_scores(fs: ForecastSet) -> dict[str, dict]:
     return {name: _scores(_aggregate(f, truth, history)) for name, f in refs.items()}
 
 
+def reference_rows(fs: ForecastSet) -> dict:
+    """What the step-0 row of ``metrics.jsonl`` logs of the references: each one's ranking
+    score (``references``) and per-species scores (``reference_species``)."""
+    refs = reference_scores(fs)
+    return {
+        "references": {name: ref["score"] for name, ref in refs.items()},
+        "reference_species": {name: {sp: ref[sp] for sp in ("prey", "predator")} for name, ref in refs.items()},
+    }
+
+
 def estimate(cfg: FinetuneConfig, arch, fs: ForecastSet) -> float:
     """Upper bound of one evaluation's FLOPs (what a forecast run of these series reserves)."""
     from lvtime.generation import estimate as generation_estimate

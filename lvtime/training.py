@@ -32,6 +32,7 @@ from lvtime.distributed import Dist
 from lvtime.errors import Interrupted, TrainingError
 from lvtime.flops import Architecture, LoraSpec, forward_flops, train_step_flops
 from lvtime.flops import total as sum_flops
+from lvtime.run_state import RunState
 from lvtime.windows import IGNORE, TrainingData, Windows
 
 # --- cost -----------------------------------------------------------------------------
@@ -123,6 +124,18 @@ def check_numeric_targets(windows: Windows, ids: list[int]) -> None:
             f"--head numeric: token {int(labels[outside][0])} of the training data is not an "
             "LLMTIME token; use --head full"
         )
+
+
+def numeric_ids(cfg: FinetuneConfig, tokenizer, data: TrainingData) -> list[int] | None:
+    """The numeric head's token ids (None for the full head), checked against the data."""
+    if cfg.head != "numeric":
+        return None
+    from lvtime.tokenizer import llmtime_token_ids
+
+    ids = [*llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET).values(), tokenizer.eos_token_id]
+    check_numeric_targets(data.train, ids)
+    check_numeric_targets(data.val, ids)
+    return ids
 
 
 # --- the loop -------------------------------------------------------------------------
@@ -234,17 +247,132 @@ def train(
     return run.finish()
 
 
+class _Books:
+    """A run's account: its :class:`RunState` across resumes, what this invocation spent
+    (its ledger entry's), ``metrics.jsonl`` and checkpoints. Writes on rank 0 only."""
+
+    def __init__(self, cfg: FinetuneConfig, run_dir: Path, dist: Dist, result: Result):
+        self.cfg, self.run_dir, self.dist, self.result = cfg, run_dir, dist, result
+        self.state = RunState()
+        self.spent_here = 0.0
+
+    def resume(self, step: int, model, optimizer, scheduler) -> int:
+        start, self.state = checkpoints.load(self.run_dir, step, model, optimizer, scheduler)
+        if self.dist.main:
+            layout.trim_metrics(self.run_dir, start)
+        return start
+
+    def resume_hint(self) -> str:
+        from lvtime.shell import command_line
+
+        return "Resume with: " + command_line(["lvtime", "finetune", "--resume", str(self.run_dir)])
+
+    def spend(self, flops: float) -> None:
+        self.spent_here += flops
+        self.state.flops_total += flops
+        self.result.flops, self.result.run_flops = self.spent_here, self.state.flops_total
+        self.result.in_flight = 0.0
+
+    def log(self, row: dict) -> None:
+        if self.dist.main:
+            layout.append_metrics(self.run_dir, {**row, "time": time.time()})
+
+    def checkpoint(self, step: int, model, optimizer, scheduler) -> None:
+        if self.dist.main:
+            checkpoints.save(
+                self.run_dir, step, model, optimizer, scheduler, self.state, self.cfg, self.cfg.keep_checkpoints
+            )
+
+    def stop_non_finite(self, what: str) -> None:
+        """Raise naming the newest checkpoint whose tensors are all finite."""
+        good = checkpoints.newest_good(self.run_dir).step if self.dist.main else None
+        where = "no finite checkpoint was saved"
+        if good is not None:
+            where = f"the last good state is in {checkpoints.folder(self.run_dir, good)}"
+        raise TrainingError(f"{what}; {where} (try a lower --lr)")
+
+    def save_best(self, model) -> None:
+        """``best/``: the adapter of the best forecast score so far, replaced whole."""
+        best = layout.best_adapter(self.run_dir)
+        tmp = best.with_name(f".{best.name}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        checkpoints.save_adapter(model, tmp, self.cfg)
+        shutil.rmtree(best, ignore_errors=True)
+        os.replace(tmp, best)
+
+    def finish(self, model) -> Result:
+        result, state = self.result, self.state
+        result.val_losses = {int(k): v for k, v in state.val_losses.items()}
+        result.forecast_scores = {int(k): v for k, v in state.forecast_scores.items()}
+        result.best = state.best.model_dump() if state.best else None
+        result.tokens = state.tokens_total
+        if self.dist.main:
+            checkpoints.save_adapter(model, layout.final_adapter(self.run_dir), self.cfg)
+        return result
+
+
+class _Stepper:
+    """The optimizing side of a run: the adapters' parameters, the loss head, AdamW and its
+    schedule, and one optimizer step over every process's share of the batch."""
+
+    def __init__(self, cfg: FinetuneConfig, model, loss_head: LossHead, data: TrainingData, dist: Dist, amp):
+        self.cfg, self.data, self.dist, self.loss_head, self.amp = cfg, data, dist, loss_head, amp
+        self.device = model.device
+        self.params = lora.lora_parameters(model)
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+
+    def step(self, step: int, on_non_finite: Callable[[], None]) -> tuple[float, float, int]:
+        """One optimizer step; (mean loss, its learning rate, tokens). ``on_non_finite``
+        runs (and must raise) before a non-finite loss reaches the weights."""
+        cfg, dist = self.cfg, self.dist
+        self.optimizer.zero_grad(set_to_none=True)
+        batches = [batch_indices(step, m, cfg, len(self.data.train)) for m in range(cfg.grad_accum)]
+        mean_loss = self._backward([b[dist.rank :: dist.world] for b in batches])  # each process: its slice
+        if not math.isfinite(mean_loss):
+            on_non_finite()
+        if dist.world > 1:
+            for p in self.params:
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+        if cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad)
+        lr_now = self.scheduler.get_last_lr()[0]
+        self.optimizer.step()
+        self.scheduler.step()
+        return mean_loss, lr_now, int(self.data.train.attention_mask[[i for b in batches for i in b]].sum())
+
+    def _backward(self, shards: list[list[int]]) -> float:
+        """Gradients of the mean loss over every process's micro-batches; returns that loss."""
+        train = self.data.train
+        n_targets = sum(int((train.labels[s][:, 1:] != IGNORE).sum()) for s in shards)
+        (global_targets,) = self.dist.sum(n_targets)
+        loss_sum = 0.0
+        for sel in shards:
+            if not sel:
+                continue
+            with self.amp():
+                loss, _ = self.loss_head(
+                    train.input_ids[sel].to(self.device),
+                    train.attention_mask[sel].to(self.device),
+                    train.labels[sel].to(self.device),
+                )
+            (loss / max(global_targets, 1)).backward()
+            loss_sum += float(loss.detach())
+        (loss_total,) = self.dist.sum(loss_sum)
+        return loss_total / max(global_targets, 1)
+
+
 class _Run:
-    """One invocation of a training run: setup -> fit (steps, validation, checkpoints) -> finish."""
+    """One invocation of a training run: setup -> fit (steps, validation, forecasts,
+    checkpoints) -> finish. What it spends and keeps goes through its :class:`_Books`."""
 
     def __init__(self, cfg: FinetuneConfig, loaded, data: TrainingData, run_dir: Path, dist: Dist, result: Result):
         self.cfg, self.loaded, self.data, self.run_dir = cfg, loaded, data, run_dir
         self.dist, self.result = dist, result
         self.model, self.device = loaded.model, loaded.device
         self.dtype = getattr(torch, loaded.dtype)
-        # the whole run's, across resumes (saved in every checkpoint)
-        self.history: dict = {"val": {}, "tokens": 0, "flops": 0.0, "forecast": {}, "best": None, "since_best": 0}
-        self.spent_here = 0.0  # FLOPs of this invocation (its ledger entry's)
+        self.books = _Books(cfg, run_dir, dist, result)
         self.last_score: float | None = None  # of the latest forecast evaluation
         self.start = 0
         self.t0 = time.perf_counter()
@@ -257,47 +385,22 @@ class _Run:
         self.result.trainable = lora.trainable_summary(model)
         if cfg.compile:
             model.model.compile()  # in place: parameter names (and adapter keys) are unchanged
-        self.loss_head = LossHead(model, self._numeric_ids())
-        self.params = lora.lora_parameters(model)
-        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(cfg))
+        self.loss_head = LossHead(model, numeric_ids(cfg, self.loaded.tokenizer, self.data))
+        self.stepper = _Stepper(cfg, model, self.loss_head, self.data, self.dist, self.amp)
         if resume_step is not None:
-            self.start, loaded_history = checkpoints.load(
-                self.run_dir, resume_step, model, self.optimizer, self.scheduler
-            )
-            self.history.update(loaded_history)  # checkpoints from before forecasts lack their keys
-            if self.dist.main:
-                layout.trim_metrics(self.run_dir, self.start)
+            self.start = self.books.resume(resume_step, model, self.stepper.optimizer, self.stepper.scheduler)
         self.per_step = step_flops(cfg, self.loaded.architecture)
         self.per_eval = eval_flops(cfg, self.loaded.architecture, len(self.data.val))
         fs = self.data.forecast
         self.per_forecast = forecast_eval.estimate(cfg, self.loaded.architecture, fs) if fs else 0.0
-        self.result.steps_done, self.result.tokens = self.start, self.history["tokens"]
-
-    def _numeric_ids(self) -> list[int] | None:
-        if self.cfg.head != "numeric":
-            return None
-        from lvtime.tokenizer import llmtime_token_ids
-
-        tokenizer = self.loaded.tokenizer
-        ids = [*llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET).values(), tokenizer.eos_token_id]
-        check_numeric_targets(self.data.train, ids)
-        check_numeric_targets(self.data.val, ids)
-        return ids
+        self.result.steps_done, self.result.tokens = self.start, self.books.state.tokens_total
 
     def fit(self, on_progress: Callable[[Progress], None] | None) -> None:
         """Steps from ``start`` to ``cfg.steps``: validate, forecast and checkpoint on
         schedule; stop when signalled, or early when forecasts stopped improving."""
-        cfg, history = self.cfg, self.history
+        cfg = self.cfg
         self.model.train()
-        if self.start == 0 and "0" not in history["val"]:
-            val0 = self.validate(0)
-            score0 = None
-            if 0 in cfg.forecast_steps and "0" not in history["forecast"]:
-                self.forecast(0)  # never an early stop: nothing to compare with yet
-                score0 = self.last_score
-            if on_progress:
-                on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, history["flops"], val0, score0))
+        self.at_start(on_progress)
         save_every = cfg.save_every or cfg.eval_every
         with signals.StopFlag() as stop:
             for step in range(self.start, cfg.steps):
@@ -308,158 +411,100 @@ class _Run:
                 early = forecast and self.forecast(done)
                 if on_progress:
                     score = self.last_score if forecast else None
-                    progress = Progress(done, cfg.steps, mean_loss, lr_now, tps, history["flops"], val, score)
+                    flops = self.books.state.flops_total
+                    progress = Progress(done, cfg.steps, mean_loss, lr_now, tps, flops, val, score)
                     self.result.pruned = self.dist.any(bool(on_progress(progress)))  # True: the caller stops it
                     early = early or self.result.pruned
                 stopping = self.dist.any(stop.raised)
                 if stopping or early or (save_every and done % save_every == 0) or done == cfg.steps:
-                    try:
-                        self.checkpoint(done)
-                    except TrainingError:
-                        self.stop_non_finite(f"the weights are not finite after step {done}")
+                    self.checkpoint(done)
                 if early:
                     self.result.stopped_early = True
                     return
                 if stopping:
                     self.result.wall_s = time.perf_counter() - self.t0
-                    raise Interrupted(
-                        f"stopped after step {done} of {cfg.steps}; checkpoint saved. "
-                        f"Resume with: lvtime finetune --resume {self.run_dir}"
-                    )
+                    stopped = f"stopped after step {done} of {cfg.steps}; checkpoint saved. "
+                    raise Interrupted(stopped + self.books.resume_hint())
+
+    def at_start(self, on_progress) -> None:
+        """Step 0's validation and forecast (once: a run resumed at 0 does not repeat them)."""
+        cfg, state = self.cfg, self.books.state
+        if self.start != 0 or "0" in state.val_losses:
+            return
+        val0 = self.validate(0)
+        score0 = None
+        if 0 in cfg.forecast_steps and "0" not in state.forecast_scores:
+            self.forecast(0)  # never an early stop: nothing to compare with yet
+            score0 = self.last_score
+        if on_progress:
+            on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, state.flops_total, val0, score0))
 
     def forecast(self, step: int) -> bool:
         """Forecast the validation series with the adapter as it is (rank 0), log the
         scores, keep the best adapter in ``best/``; True when early stopping is due."""
-        cfg, h = self.cfg, self.history
+        cfg, books = self.cfg, self.books
         if self.dist.main:
             self.result.in_flight = self.per_forecast
             self.model.eval()
-            with _autocast(self.device, self.dtype):
+            with self.amp():
                 r = forecast_eval.evaluate(
                     self.model, self.loaded.tokenizer, self.loaded.architecture, cfg, self.data.forecast
                 )
             self.model.train()
-            self.spend(r["flops"])
-            h["forecast"][str(step)] = self.last_score = r["score"]
-            if h["best"] is None or r["score"] < h["best"]["score"]:
-                h["best"], h["since_best"] = {"step": step, "score": r["score"], "flops": h["flops"]}, 0
-                self.save_best()
-            else:
-                h["since_best"] += 1
+            books.spend(r["flops"])
+            self.last_score = r["score"]
+            if books.state.note_forecast(step, r["score"]):
+                books.save_best(self.model)
             row = {"step": step, "forecast_score": r["score"], **{sp: r[sp] for sp in ("prey", "predator")}}
-            row.update(forecast_flops=r["flops"], parse_failures=r["parse_failures"], flops=h["flops"])
+            row.update(forecast_flops=r["flops"], parse_failures=r["parse_failures"], flops=books.state.flops_total)
             if step == 0:  # the references on the same series, once: the plot's and report's lines
-                refs = forecast_eval.reference_scores(self.data.forecast)
-                row["references"] = {name: ref["score"] for name, ref in refs.items()}
-                row["reference_species"] = {
-                    name: {sp: ref[sp] for sp in ("prey", "predator")} for name, ref in refs.items()
-                }
-            self.log({**row, "time": time.time()})
-        return self.dist.any(bool(cfg.early_stop) and h["since_best"] >= cfg.early_stop)
+                row.update(forecast_eval.reference_rows(self.data.forecast))
+            books.log(row)
+        return self.dist.any(bool(cfg.early_stop) and books.state.evals_since_best >= cfg.early_stop)
 
-    def save_best(self) -> None:
-        """``best/``: the adapter of the best forecast score so far, replaced whole."""
-        best = layout.best_adapter(self.run_dir)
-        tmp = best.with_name(f".{best.name}.tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        checkpoints.save_adapter(self.model, tmp, self.cfg)
-        shutil.rmtree(best, ignore_errors=True)
-        os.replace(tmp, best)
+    def amp(self):
+        return _autocast(self.device, self.dtype)
 
     def step(self, step: int) -> tuple[float, float, float]:
-        """One optimizer step; returns (mean loss, its learning rate, tokens/s)."""
-        cfg, data, dist = self.cfg, self.data, self.dist
+        """One optimizer step, spent and logged; returns (mean loss, its learning rate, tokens/s)."""
         self.result.in_flight = self.per_step
         t_step = time.perf_counter()
-        self.optimizer.zero_grad(set_to_none=True)
-        batches = [batch_indices(step, m, cfg, len(data.train)) for m in range(cfg.grad_accum)]
-        mean_loss = self._backward([b[dist.rank :: dist.world] for b in batches])  # each process: its slice
-        if not math.isfinite(mean_loss):
-            self.result.steps_done = step
-            with contextlib.suppress(TrainingError):  # already non-finite: an older one is the last good
-                self.checkpoint(step)  # the state before this step
-            self.stop_non_finite(f"non-finite training loss at step {step + 1}")
-        if dist.world > 1:
-            for p in self.params:
-                if p.grad is not None:
-                    torch.distributed.all_reduce(p.grad)
-        if cfg.clip_grad:
-            torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_grad)
-        lr_now = self.scheduler.get_last_lr()[0]
-        self.optimizer.step()
-        self.scheduler.step()
-        self.spend(self.per_step)
-        tokens = int(data.train.attention_mask[[i for b in batches for i in b]].sum())
-        self.history["tokens"] += tokens
+        mean_loss, lr_now, tokens = self.stepper.step(step, lambda: self._non_finite(step))
+        self.books.spend(self.per_step)
+        state = self.books.state
+        state.tokens_total += tokens
         elapsed = time.perf_counter() - t_step
         tps = tokens / elapsed if elapsed > 0 else 0.0
         self.result.steps_done = step + 1
-        row = {"step": step + 1, "loss": mean_loss, "lr": lr_now, "tokens": self.history["tokens"]}
-        self.log({**row, "tokens_per_s": tps, "flops": self.history["flops"], "time": time.time()})
+        row = {"step": step + 1, "loss": mean_loss, "lr": lr_now, "tokens_total": state.tokens_total}
+        self.books.log({**row, "tokens_per_s": tps, "flops": state.flops_total})
         return mean_loss, lr_now, tps
 
-    def _backward(self, shards: list[list[int]]) -> float:
-        """Gradients of the mean loss over every process's micro-batches; returns that loss."""
-        train = self.data.train
-        n_targets = sum(int((train.labels[s][:, 1:] != IGNORE).sum()) for s in shards)
-        (global_targets,) = self.dist.sum(n_targets)
-        loss_sum = 0.0
-        for sel in shards:
-            if not sel:
-                continue
-            with _autocast(self.device, self.dtype):
-                loss, _ = self.loss_head(
-                    train.input_ids[sel].to(self.device),
-                    train.attention_mask[sel].to(self.device),
-                    train.labels[sel].to(self.device),
-                )
-            (loss / max(global_targets, 1)).backward()
-            loss_sum += float(loss.detach())
-        (loss_total,) = self.dist.sum(loss_sum)
-        return loss_total / max(global_targets, 1)
+    def _non_finite(self, step: int) -> None:
+        self.result.steps_done = step
+        with contextlib.suppress(TrainingError):  # already non-finite: an older one is the last good
+            self.checkpoint(step, stop_if_bad=False)  # the state before this step
+        self.books.stop_non_finite(f"non-finite training loss at step {step + 1}")
 
     def validate(self, step: int) -> float:
         self.result.in_flight = self.per_eval
         self.model.eval()
         val = validation_loss(self.loss_head, self.data.val, self.cfg.micro_batch, self.device, self.dtype, self.dist)
         self.model.train()
-        self.spend(self.per_eval)
-        self.history["val"][str(step)] = val
-        self.log({"step": step, "val_loss": val, "val_ppl": math.exp(min(val, 50)), "time": time.time()})
+        self.books.spend(self.per_eval)
+        self.books.state.val_losses = {**self.books.state.val_losses, str(step): val}
+        self.books.log({"step": step, "val_loss": val, "val_ppl": math.exp(min(val, 50))})
         return val
 
-    def spend(self, flops: float) -> None:
-        self.spent_here += flops
-        self.history["flops"] += flops
-        self.result.flops, self.result.run_flops = self.spent_here, self.history["flops"]
-        self.result.in_flight = 0.0
-
-    def log(self, row: dict) -> None:
-        if self.dist.main:
-            layout.append_metrics(self.run_dir, row)
-
-    def checkpoint(self, step: int) -> None:
-        if self.dist.main:
-            checkpoints.save(
-                self.run_dir, step, self.model, self.optimizer, self.scheduler, self.history, self.cfg,
-                self.cfg.keep_checkpoints,
-            )  # fmt: skip
-
-    def stop_non_finite(self, what: str) -> None:
-        """Raise naming the newest checkpoint whose tensors are all finite."""
-        good = checkpoints.newest_good(self.run_dir).step if self.dist.main else None
-        where = "no finite checkpoint was saved"
-        if good is not None:
-            where = f"the last good state is in {checkpoints.folder(self.run_dir, good)}"
-        raise TrainingError(f"{what}; {where} (try a lower --lr)")
+    def checkpoint(self, step: int, stop_if_bad: bool = True) -> None:
+        """Save the run at ``step``; weights that are not finite stop it (naming the last good state)."""
+        try:
+            self.books.checkpoint(step, self.model, self.stepper.optimizer, self.stepper.scheduler)
+        except TrainingError:
+            if not stop_if_bad:
+                raise
+            self.books.stop_non_finite(f"the weights are not finite after step {step}")
 
     def finish(self) -> Result:
-        result = self.result
-        result.val_losses = {int(k): v for k, v in self.history["val"].items()}
-        result.forecast_scores = {int(k): v for k, v in self.history["forecast"].items()}
-        result.best = self.history["best"]
-        result.tokens = self.history["tokens"]
-        result.wall_s = time.perf_counter() - self.t0
-        if self.dist.main:
-            checkpoints.save_adapter(self.model, layout.final_adapter(self.run_dir), self.cfg)
-        return result
+        self.result.wall_s = time.perf_counter() - self.t0
+        return self.books.finish(self.model)

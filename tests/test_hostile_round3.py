@@ -222,7 +222,8 @@ def test_5_an_empty_state_file_is_passed_over_by_name(h5, tmp_path):
         (lambda s: s.update(step="2"), "step is str"),
         (lambda s: s.update(history=[1, 2]), "history is list"),
         (lambda s: s["rng"]["numpy"].update(keys=[1, 2]), "rng.numpy.keys is list"),
-        (lambda s: s["history"].update(val=3), "history.val is int"),
+        (lambda s: s["history"].update(val=3), "history: val: Input should be a valid dictionary"),
+        (lambda s: s["history"].update(flops=-1.0), "history: flops: Input should be greater than or equal to 0"),
     ],
 )
 def test_6_a_state_file_with_wrong_types_is_passed_over(h5, tmp_path, edit, what):

@@ -1,0 +1,29 @@
+"""Commands printed for people and scripts to paste or run: one quoting rule for all.
+
+Every command lvtime prints (resume hints, a sweep's best command, ``--print-commands``
+job lines, a search's worker command) goes through :func:`command_line`, so it pastes as
+exactly the argv it means, on one line: a name holding ``$(...)``, a space, a quote or a
+newline is quoted, never run or split. Plain words stay bare so commands read naturally.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def quote(word: str) -> str:
+    """``word`` as one shell word: POSIX quoting, or ANSI-C ``$'...'`` (bash, zsh, ksh,
+    POSIX.1-2024 sh) when it holds a newline or another control character, which a
+    quoted line would otherwise carry onto the next line."""
+    if not _CONTROL.search(word):
+        return shlex.quote(word)
+    escaped = word.replace("\\", "\\\\").replace("'", "\\'")
+    return "$'" + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped) + "'"
+
+
+def command_line(argv: list[str]) -> str:
+    """One line that a shell turns back into ``argv``."""
+    return " ".join(quote(str(a)) for a in argv)
