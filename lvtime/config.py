@@ -455,11 +455,11 @@ class SweepConfig(BaseModel):
         description="val_loss, or forecast: forecast validation series after each run (charged) and rank by "
         "median MASE (mean of prey and predator).",
     )
-    forecast_series: int = Field(
-        20,
+    rank_series: int | None = Field(
+        None,
         ge=1,
-        description="Validation series forecast per run: by --rank-by forecast, and by the runs' --forecast-every "
-        "evaluations.",
+        description="Validation series of the forecast that ranks each run (--rank-by forecast; default: the runs' "
+        "--forecast-series).",
     )
     base: dict[str, Any] = Field(default_factory=dict, description="Finetune options kept fixed.")
     grid: dict[str, list[Any]] = Field(default_factory=dict, description="Finetune option -> values to try, in order.")
@@ -482,6 +482,18 @@ class SweepConfig(BaseModel):
     storage: str | None = Field(
         None, description="Optuna storage URL shared by workers on several machines (default: a file in the sweep)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, values: Any) -> Any:
+        """Sweep files from before the rename: ``forecast_series`` set the ranking forecast's
+        series and, unless ``base`` said otherwise, the runs' own (as it still does)."""
+        if isinstance(values, dict) and "forecast_series" in values:
+            values = dict(values)
+            n = values.pop("forecast_series")
+            values.setdefault("rank_series", n)
+            values["base"] = {"forecast_series": n, **(values.get("base") or {})}
+        return values
 
     @model_validator(mode="after")
     def _options(self) -> SweepConfig:

@@ -266,13 +266,24 @@ def forward_flops(
     """
     _check(convention)
     n = seq
-    L = seq if context is None else context
     hp = seq if head_positions is None else head_positions
-    V = head_vocab or arch.vocab_size
+    shapes = module_shapes(arch, convention)
+    per_layer = _layer_flops(arch, n, seq if context is None else context, convention, shapes)
+    norm = per_layer["attn_norm"]
+    if lora is not None:
+        per_layer.update(_lora_flops(lora, shapes, n, convention))
+    out = {"position_add": n * arch.hidden_size if convention == "coursework" else 0}
+    out.update({k: v * arch.num_layers for k, v in per_layer.items()})
+    out["final_norm"] = norm
+    out["lm_head"] = matmul(hp, arch.hidden_size, head_vocab or arch.vocab_size, convention)
+    return {k: float(v) * batch for k, v in out.items()}
+
+
+def _layer_flops(arch: Architecture, n: int, L: float, convention: str, shapes: dict) -> dict[str, float]:
+    """One decoder layer's FLOPs per component, for ``n`` queries over ``L`` keys."""
     d, H, h, i = arch.hidden_size, arch.num_heads, arch.head_dim, arch.intermediate_size
     rules = convention != "2mnk"  # count non-matmul arithmetic at all?
     exact = convention == "exact"
-    shapes = module_shapes(arch, convention)
     mm = lambda a, b, c: matmul(a, b, c, convention)  # noqa: E731
 
     def proj(name: str, bias: bool) -> float:
@@ -280,7 +291,7 @@ def forward_flops(
         return mm(n, fin, fout) + (n * fout if bias and rules else 0)
 
     norm = n * (4 * d + RMSNORM_EXTRA) if rules else 0
-    per_layer = {
+    return {
         "attn_norm": norm,
         "q_proj": proj("q_proj", arch.qkv_bias),
         "k_proj": proj("k_proj", arch.qkv_bias),
@@ -300,13 +311,6 @@ def forward_flops(
         "mlp_down": proj("down_proj", arch.mlp_bias),
         "residual": 2 * n * d if rules else 0,
     }
-    if lora is not None:
-        per_layer.update(_lora_flops(lora, shapes, n, convention))
-    out = {"position_add": n * d if convention == "coursework" else 0}
-    out.update({k: v * arch.num_layers for k, v in per_layer.items()})
-    out["final_norm"] = norm
-    out["lm_head"] = mm(hp, d, V)
-    return {k: float(v) * batch for k, v in out.items()}
 
 
 def _lora_flops(lora: LoraSpec, shapes: dict, n: int, convention: str) -> dict[str, float]:

@@ -183,18 +183,8 @@ def generate_batch(
         b *= samples
     step = functools.partial(_decode_step, base, vocab.ids.to(device), head, cache_kw)
     with kvcache.shared_prompt(model, cache) if share and preallocated else contextlib.nullcontext():
-        cols, fed_back = _decode(
-            step,
-            logits,
-            attn,
-            pos,
-            cache,
-            Grammar(b, horizon, decimals, int_digits, device),
-            budget,
-            temperature,
-            top_p,
-            generator,
-        )
+        grammar = Grammar(b, horizon, decimals, int_digits, device)
+        cols, fed_back = _decode(step, logits, attn, pos, cache, grammar, budget, temperature, top_p, generator)
     seqs = torch.stack(cols, 1).cpu().tolist()
     return seqs, p_len, fed_back
 
@@ -322,8 +312,49 @@ def forecast(
         raise UsageError(f"--history {history}: series have {series.shape[1]} steps")
     if num_samples > 1 and temperature <= 0:
         raise UsageError("--num-samples > 1 needs --temperature > 0 (greedy samples are identical)")
-    vocab = Vocabulary.from_tokenizer(tokenizer)
     prompts, alphas = prompts_for(series[:, :history], tokenizer, decimals, scale)
+    sampling = dict(temperature=temperature, top_p=top_p, seed=seed, num_samples=num_samples)
+    texts, flops, tokens = _decode_prompts(
+        model, tokenizer, arch, prompts, horizon, decimals, int_digits, batch_size, convention, on_batch, kv_cache,
+        **sampling,
+    )  # fmt: skip
+    samples, failures = parse_samples(texts, alphas, horizon, decimals)
+    low, high = np.quantile(samples, [0.1, 0.9], axis=1)
+    return ForecastResult(
+        series=np.asarray(indices),
+        alphas=alphas,
+        forecast=np.median(samples, axis=1),
+        low=low,
+        high=high,
+        samples=samples,
+        texts=texts,
+        parse_failures=failures,
+        flops=flops,
+        tokens_processed=tokens,
+    )
+
+
+def _decode_prompts(
+    model,
+    tokenizer,
+    arch,
+    prompts,
+    horizon,
+    decimals,
+    int_digits,
+    batch_size,
+    convention,
+    on_batch,
+    kv_cache,
+    *,
+    temperature,
+    top_p,
+    seed,
+    num_samples,
+) -> tuple[list[list[str]], float, int]:
+    """Every prompt's ``num_samples`` texts, in batches of similar length; the FLOPs and
+    tokens that took."""  # fmt: skip
+    vocab = Vocabulary.from_tokenizer(tokenizer)
     n = len(prompts)
     order = sorted(range(n), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
     per_batch = series_per_batch(batch_size, num_samples)
@@ -346,20 +377,7 @@ def forecast(
         tokens += len(chunk) * (p_len + num_samples * fed)
         if on_batch:
             on_batch(len(chunk) * num_samples)
-    samples, failures = parse_samples(texts, alphas, horizon, decimals)
-    low, high = np.quantile(samples, [0.1, 0.9], axis=1)
-    return ForecastResult(
-        series=np.asarray(indices),
-        alphas=alphas,
-        forecast=np.median(samples, axis=1),
-        low=low,
-        high=high,
-        samples=samples,
-        texts=texts,
-        parse_failures=failures,
-        flops=flops,
-        tokens_processed=tokens,
-    )
+    return texts, flops, tokens
 
 
 def parse_samples(texts: list[list[str]], alphas: np.ndarray, horizon: int, decimals: int) -> tuple[np.ndarray, int]:

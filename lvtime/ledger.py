@@ -15,138 +15,32 @@ neither lose entries nor leave a torn file. A ledger reached through a symlink i
 locked and replaced at its real path, so folders linking to one file share one
 budget. A file that is corrupt, truncated, not a ledger, or holds a number that is
 not finite and >= 0 is reported and never overwritten. No torch.
+
+Three modules hold the parts: :mod:`lvtime.ledger_entries` (entries and their counting
+rule), :mod:`lvtime.ledger_file` (the file, its lock, atomic writes) and
+:mod:`lvtime.ledger_report` (the study's table); this one holds the budget's operations.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import json
-import math
 import os
 import socket
-import stat
 import sys
-import time
-import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
-from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from typing import Any
 
 from lvtime import signals
-from lvtime.errors import BudgetError, Interrupted, LedgerError, UsageError, first_error
+from lvtime.errors import BudgetError, Interrupted, LedgerError, UsageError
 from lvtime.flops import BUDGET
+from lvtime.ledger_entries import MAX_FLOPS, SCHEMA, Entry, LedgerData, Status, check_flops, new_entry_id, now
+from lvtime.ledger_file import DEFAULT_PATH, LedgerFile, default_path
+from lvtime.ledger_report import EVAL_KINDS, report_rows
 
-SCHEMA = "lvtime-ledger/1"
-DEFAULT_PATH = "lvtime-ledger.json"
-Status = Literal["running", "completed", "failed", "interrupted", "manual", "settled"]
-# No real run comes near this; a bound keeps every sum of entries finite (two entries of
-# 1e308 would add up to inf, which JSON cannot hold).
-MAX_FLOPS = 1e30
-
-
-def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def new_entry_id() -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-def check_flops(value: float, what: str) -> float:
-    """``value`` as a float if it is finite and >= 0, else a one-line usage error."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise UsageError(f"{what}: expected a number, got {value!r}") from None
-    if not math.isfinite(x) or x < 0:
-        raise UsageError(f"{what} must be a finite number >= 0, not {value!r}")
-    if x > MAX_FLOPS:
-        raise UsageError(f"{what}: {x:.3g} is above {MAX_FLOPS:.0e} FLOPs, more than any run; not recorded")
-    return x
-
-
-class Entry(BaseModel):
-    """One run (or one record of work done elsewhere).
-
-    Every number is finite and >= 0: NaN or a negative spend would switch the budget
-    off, so a file holding one is refused like a corrupt file.
-    """
-
-    id: str
-    label: str
-    kind: str = Field("other", description="finetune, baseline, forecast, sweep, manual, ...")
-    command: str = ""
-    config: dict[str, Any] = Field(default_factory=dict)
-    status: Status = "running"
-    estimated_flops: float = Field(0.0, ge=0, le=MAX_FLOPS, allow_inf_nan=False)
-    spent_flops: float | None = Field(None, ge=0, le=MAX_FLOPS, allow_inf_nan=False)
-    started_at: str = Field(default_factory=now)
-    ended_at: str | None = None
-    outputs: list[str] = Field(default_factory=list)
-    pid: int | None = None
-    host: str | None = None
-    over_budget: bool = Field(False, description="Started with --allow-over-budget.")
-
-    @model_validator(mode="after")
-    def _countable(self) -> Entry:
-        if self.status != "running" and self.spent_flops is None:  # the rule below could not count it
-            raise ValueError(f"entry {self.id!r} is {self.status} but records no spent_flops")
-        return self
-
-    @property
-    def counted(self) -> float:
-        """What this entry takes from the budget -- the one rule every total uses: a
-        running entry its reservation, a closed one what it spent."""
-        return self.estimated_flops if self.status == "running" else self.spent_flops
-
-    def is_stale(self) -> bool:
-        """A running entry whose process on this host is gone."""
-        if self.status != "running" or self.pid is None or self.host != socket.gethostname():
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-        return False
-
-
-class LedgerData(BaseModel):
-    schema_: str = Field(SCHEMA, alias="schema")
-    budget: float = Field(BUDGET, gt=0, le=MAX_FLOPS, allow_inf_nan=False)
-    created_at: str = Field(default_factory=now)
-    entries: list[Entry] = Field(default_factory=list)
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _unique_ids(self) -> LedgerData:
-        seen: set[str] = set()
-        for e in self.entries:  # a second copy could never be settled: finish() finds the first
-            if e.id in seen:
-                raise ValueError(f"two entries have the id {e.id!r}")
-            seen.add(e.id)
-        return self
-
-    def totals(self) -> dict[str, float]:
-        spent = sum(e.counted for e in self.entries if e.status != "running")
-        reserved = sum(e.counted for e in self.entries if e.status == "running")
-        return {
-            "budget": self.budget,
-            "spent": spent,
-            "reserved": reserved,
-            "remaining": self.budget - spent - reserved,
-            "used_fraction": (spent + reserved) / self.budget if self.budget else 0.0,
-        }
-
-
-def default_path() -> Path:
-    return Path(os.environ.get("LVTIME_LEDGER") or DEFAULT_PATH)
+__all__ = [
+    "DEFAULT_PATH", "EVAL_KINDS", "MAX_FLOPS", "SCHEMA", "Entry", "Ledger", "LedgerData", "Reservation", "Status",
+    "check_flops", "default_path", "report_rows",
+]  # fmt: skip
 
 
 class Reservation:
@@ -162,112 +56,8 @@ class Reservation:
         return self.entry.id
 
 
-class Ledger:
-    """A ledger file. Cheap to construct; every method reads the file afresh.
-
-    ``path`` is what the user named (shown in messages); reads, the lock and the atomic
-    replace go to the file it resolves to, so a symlinked ledger stays a symlink.
-    """
-
-    def __init__(self, path: str | os.PathLike | None = None):
-        self.path = Path(path) if path else default_path()
-
-    @property
-    def real_path(self) -> Path:
-        return Path(os.path.realpath(self.path))
-
-    @property
-    def lock_path(self) -> Path:
-        real = self.real_path
-        return real.with_name(real.name + ".lock")
-
-    # --- reading ----------------------------------------------------------------------
-
-    def exists(self) -> bool:
-        return self.path.exists()
-
-    def read(self) -> LedgerData:
-        """The ledger's contents; an absent file reads as an empty ledger."""
-        if not self.path.exists():
-            if self.path.is_symlink():
-                raise LedgerError(f"{self.path}: a symlink to a missing file ({self.real_path}); left untouched")
-            return LedgerData()
-        if self.path.is_dir():
-            raise LedgerError(f"{self.path}: is a directory, not a ledger file")
-        try:
-            raw = self.path.read_bytes().decode("utf-8")
-        except OSError as exc:
-            raise LedgerError(f"{self.path}: cannot read ({exc.strerror})") from None
-        except UnicodeDecodeError:
-            raise LedgerError(f"{self.path}: not UTF-8 text, so not an lvtime ledger; left untouched") from None
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise LedgerError(
-                f"{self.path}: corrupt or truncated ledger ({exc.msg} at line {exc.lineno}); "
-                "left untouched - fix or move it aside"
-            ) from None
-        if not isinstance(obj, dict) or obj.get("schema") != SCHEMA:
-            raise LedgerError(f"{self.path}: not an lvtime ledger (expected schema {SCHEMA!r}); left untouched")
-        missing = [key for key in ("budget", "entries") if key not in obj]
-        if missing:  # never filled in with defaults: a lost budget line would reset the limit
-            raise LedgerError(f"{self.path}: invalid ledger (no {missing[0]!r}); left untouched")
-        try:
-            return LedgerData.model_validate(obj)
-        except ValidationError as exc:
-            raise LedgerError(f"{self.path}: invalid ledger ({first_error(exc)}); left untouched") from None
-
-    def budget(self) -> float:
-        return self.read().budget
-
-    # --- writing ----------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[LedgerData]:
-        """Exclusive lock, yield the current data for editing, write it back atomically."""
-        real = self.real_path
-        try:
-            real.parent.mkdir(parents=True, exist_ok=True)
-            lock = open(self.lock_path, "a")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            raise LedgerError(f"{self.path}: cannot lock the ledger ({exc.strerror}: {exc.filename})") from None
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                data = self.read()
-                yield data
-                self._write(data)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _write(self, data: LedgerData) -> None:
-        real = self.real_path
-        mode = None
-        if real.exists():
-            mode = stat.S_IMODE(real.stat().st_mode)
-            if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
-                raise LedgerError(f"{self.path}: the ledger file is read-only; nothing was recorded")
-        text = json.dumps(data.model_dump(mode="json", by_alias=True), indent=2) + "\n"
-        tmp = real.with_name(f".{real.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp")
-        try:
-            with open(tmp, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            if mode is not None:
-                os.chmod(tmp, mode)  # the replaced file keeps its permissions
-            os.replace(tmp, real)
-        except OSError as exc:
-            raise LedgerError(f"{self.path}: cannot write the ledger ({exc.strerror}); nothing was recorded") from None
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dir_fd = os.open(real.parent, os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+class Ledger(LedgerFile):
+    """The budget's operations on a :class:`LedgerFile`: reserve, finish, settle, add."""
 
     def init(self, budget: float = BUDGET, force: bool = False) -> LedgerData:
         """Create the ledger with ``budget``; an existing one only has its budget changed
@@ -404,67 +194,3 @@ class Ledger:
             )
             data.entries.append(entry)
         return entry
-
-
-# --- report tables --------------------------------------------------------------------
-
-EVAL_KINDS = ("baseline", "forecast")
-
-
-def report_rows(data: LedgerData) -> list[dict[str, Any]]:
-    """The study's experiment table: training rows, a subtotal before the final run,
-    evaluation rows, the total and what remains. Each row has ``experiment``,
-    ``kind``, ``status``, ``steps``, ``flops``, ``percent`` and ``cumulative``."""
-    rows: list[dict[str, Any]] = []
-    cumulative = 0.0
-
-    def row(e: Entry) -> dict[str, Any]:
-        nonlocal cumulative
-        cumulative += e.counted
-        return {
-            "experiment": e.label,
-            "kind": e.kind,
-            "status": "stale" if e.is_stale() else e.status,
-            "steps": e.config.get("steps", ""),
-            "flops": e.counted,
-            "percent": 100 * e.counted / data.budget,
-            "cumulative": cumulative,
-        }
-
-    def subtotal(name: str) -> dict[str, Any]:
-        return {
-            "experiment": name,
-            "kind": "",
-            "status": "",
-            "steps": "",
-            "flops": cumulative,
-            "percent": 100 * cumulative / data.budget,
-            "cumulative": cumulative,
-        }
-
-    training = [e for e in data.entries if e.kind not in EVAL_KINDS]
-    evaluation = [e for e in data.entries if e.kind in EVAL_KINDS]
-    final_seen = False
-    for e in training:
-        if not final_seen and "final" in e.label.lower():
-            rows.append(subtotal("Subtotal before the final run"))
-            final_seen = True
-        rows.append(row(e))
-    if training:
-        rows.append(subtotal("Training total"))
-    for e in evaluation:
-        rows.append(row(e))
-    rows.append(subtotal("Total"))
-    remaining = data.budget - cumulative
-    rows.append(
-        {
-            "experiment": "Remaining budget",
-            "kind": "",
-            "status": "",
-            "steps": "",
-            "flops": remaining,
-            "percent": 100 * remaining / data.budget,
-            "cumulative": "",
-        }
-    )
-    return rows

@@ -41,9 +41,8 @@ def load_optuna():
 def base_of(spec: SweepConfig) -> dict[str, Any]:
     """The fixed options of every trial; forecasts during training are what trials are
     ranked (and pruned) by, so they are switched on when the sweep did not."""
-    from lvtime.sweep import base_options
 
-    base = base_options(spec)
+    base = spec.base
     if not base.get("forecast_every"):
         steps = base.get("steps", FinetuneConfig.model_fields["steps"].default)
         base["forecast_every"] = max(1, steps // DEFAULT_FORECAST_EVALS)

@@ -82,9 +82,9 @@ class PlannedRun:
 
 
 def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
-    """The fixed validation forecast that ranks a run: the first ``forecast_series``
-    validation series, greedy, the run's ``history`` steps (at most half the series)
-    -> the next steps (at most 50)."""
+    """The fixed validation forecast that ranks a run: the first ``rank_series`` (default:
+    the run's ``forecast_series``) validation series, greedy, the run's ``history`` steps
+    (at most half the series) -> the next steps (at most 50)."""
     from lvtime.data import load_dataset
 
     points = load_dataset(cfg.data).n_points
@@ -94,7 +94,7 @@ def forecast_settings(sweep: SweepConfig, cfg: FinetuneConfig):
         model=cfg.model,
         adapter=str(layout.final_adapter(cfg.out)),
         split="val",
-        limit=sweep.forecast_series,
+        limit=sweep.rank_series or cfg.forecast_series,
         history=history,
         horizon=min(50, points - history),
         decimals=cfg.decimals,
@@ -115,13 +115,6 @@ def _forecast_cost(sweep: SweepConfig, cfg: FinetuneConfig, ledger: Ledger) -> f
     return forecast_run.plan(s, ledger)["estimate"]
 
 
-def base_options(sweep: SweepConfig) -> dict[str, Any]:
-    """The finetune options every run shares: ``base``, and the sweep's ``forecast_series``
-    as the runs' own, so that one ``--forecast-series`` sets the series that rank a run
-    and those its in-training forecasts score (``base`` still wins)."""
-    return {"forecast_series": sweep.forecast_series, **sweep.base}
-
-
 def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig]]:
     """Every configuration of the grid, in the order given (last key varies fastest)."""
     keys = list(sweep.grid)
@@ -134,7 +127,7 @@ def expand(sweep: SweepConfig) -> list[tuple[str, dict[str, Any], FinetuneConfig
             raise UsageError(f"configurations {seen[name]} and {values} would share the folder {name}")
         seen[name] = values
         try:
-            cfg = FinetuneConfig(**{**base_options(sweep), **values, "out": str(Path(sweep.out) / name)})
+            cfg = FinetuneConfig(**{**sweep.base, **values, "out": str(Path(sweep.out) / name)})
         except ValidationError as exc:
             raise UsageError(f"configuration {name}: {first_error(exc)}") from None
         out.append((name, values, cfg))

@@ -78,7 +78,6 @@ class Page(HTMLParser):
         elif tag == "table":
             self._table = None
 
-
     def rows(self, table: str, mark: str) -> dict[str, dict[str, dict]]:
         """``table``'s rows by their ``mark`` attribute, each a header -> cell dict: tests
         find cells by header, so column order is no API."""

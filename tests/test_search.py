@@ -18,12 +18,12 @@ from tiny import TINY_CLI, finetune_cfg  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
 from lvtime import folders, layout, search  # noqa: E402
-from lvtime.reference_table import LIMIT, is_naive  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 from lvtime.config import SweepConfig  # noqa: E402
 from lvtime.errors import UsageError  # noqa: E402
 from lvtime.finetune_run import plan  # noqa: E402
 from lvtime.ledger import Ledger  # noqa: E402
+from lvtime.reference_table import LIMIT, is_naive  # noqa: E402
 
 runner = CliRunner()
 BASE = dict(steps=6, forecast_every=2, forecast_series=3, history=10)
@@ -94,7 +94,7 @@ def test_a_stopped_trial_says_to_rerun_the_sweep_and_is_replaced(small_h5, tmp_p
 
 
 def test_a_search_forecasts_the_series_the_sweep_was_given(small_h5, tmp_path):
-    s = SweepConfig(out=str(tmp_path / "s"), search="tpe", forecast_series=3, base={"data": str(small_h5)})
+    s = SweepConfig(out=str(tmp_path / "s"), search="tpe", base={"data": str(small_h5), "forecast_series": 3})
     assert search.trial_config(s, 0, {}).forecast_series == 3
 
 

@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from lvtime import sweep as sw
 from lvtime.cli import app
+from lvtime.config import SweepConfig
 from lvtime.errors import BudgetError, Interrupted, UsageError
 from lvtime.ledger import Ledger
 
@@ -135,12 +136,23 @@ def test_set_validates_option_names(h5, tmp_path):
     assert r.exit_code == 2
 
 
-def test_one_forecast_series_sets_the_ranking_and_the_runs_evaluations(h5, tmp_path):
-    s = spec(h5, tmp_path, rank=[2, 4]).model_copy(update={"forecast_series": 3})
+def test_the_runs_forecast_series_is_their_own_and_ranks_them_unless_rank_series_says(h5, tmp_path):
+    s = spec(h5, tmp_path, rank=[2, 4])
+    s = s.model_copy(update={"base": {**s.base, "forecast_series": 3}})
+    configs = [cfg for _, _, cfg in sw.expand(s)]
+    assert {cfg.forecast_series for cfg in configs} == {3}
+    assert {sw.forecast_settings(s, cfg).limit for cfg in configs} == {3}
+    s = s.model_copy(update={"rank_series": 5})  # the ranking forecast alone
+    assert {sw.forecast_settings(s, cfg).limit for cfg in configs} == {5}
     assert {cfg.forecast_series for _, _, cfg in sw.expand(s)} == {3}
-    # the runs' own value, when given, is theirs
-    s = s.model_copy(update={"base": {**s.base, "forecast_series": 5}})
-    assert {cfg.forecast_series for _, _, cfg in sw.expand(s)} == {5}
+
+
+def test_a_sweep_file_from_before_the_rename_reads_as_it_did(h5, tmp_path):
+    old = {"forecast_series": 4, "base": {"data": str(h5)}, "grid": {"rank": [2, 4]}, "out": str(tmp_path / "s")}
+    s = SweepConfig.model_validate(old)
+    assert s.rank_series == 4 and {cfg.forecast_series for _, _, cfg in sw.expand(s)} == {4}
+    kept = SweepConfig.model_validate({**old, "base": {"data": str(h5), "forecast_series": 2}})
+    assert kept.rank_series == 4 and kept.base["forecast_series"] == 2
 
 
 def test_a_runs_ranking_forecast_is_planned_with_the_runs_scale(h5, tmp_path):
@@ -157,7 +169,7 @@ def test_a_runs_ranking_forecast_is_planned_with_the_runs_scale(h5, tmp_path):
 
 def test_rank_by_forecast_charges_and_orders_by_forecast_score(h5, tmp_path):
     s = spec(h5, tmp_path, rank=[2, 4])
-    s = s.model_copy(update={"rank_by": "forecast", "forecast_series": 2})
+    s = s.model_copy(update={"rank_by": "forecast", "rank_series": 2})
     plain = spec(h5, tmp_path, rank=[2, 4])
     planned, summary = sw.plan(s, Ledger())
     plain_planned, plain_summary = sw.plan(plain, Ledger())

@@ -52,11 +52,22 @@ def flops(given: options.Given) -> None:
       lvtime flops --context 512 --batch-size 4 --steps 600 --rank 8\n
       lvtime flops --mode generate --seq 550 --new-tokens 550 --batch-size 100
     """
+    o = given.build(FlopsOptions)
+    result = _flops_result(o)
+    if o.as_json:
+        print_json(result)
+        return
+    if o.breakdown:
+        _print_breakdown(result)
+    _print_cost(result)
+
+
+def _flops_result(o: FlopsOptions) -> dict:
+    """What ``lvtime flops`` reports: the components of one pass, a training step, the run."""
     from lvtime.flops import TRAIN_MULTIPLIER, LoraSpec, forward_flops, generate_flops, resolve_architecture
     from lvtime.flops import total as sum_flops
     from lvtime.llmtime import head_vocab
 
-    o = given.build(FlopsOptions)
     arch = resolve_architecture(o.model)
     hv = head_vocab(o.head)
     lora = None
@@ -95,12 +106,7 @@ def flops(given: options.Given) -> None:
     }
     if gen:
         result.update(new_tokens=o.new_tokens, prefill=gen["prefill"], decode=gen["decode"])
-    if o.as_json:
-        print_json(result)
-        return
-    if o.breakdown:
-        _print_breakdown(result)
-    _print_cost(result)
+    return result
 
 
 def _print_breakdown(r: dict) -> None:

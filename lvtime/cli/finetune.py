@@ -28,7 +28,6 @@ def finetune(given: options.Given) -> None:
       lvtime finetune --model smollm2-135m-instruct --steps 200 --rank 8 --lr 1e-4 --context 256 --out runs/r8
     """
     from lvtime.finetune_run import finetune as run_finetune
-    from lvtime.finetune_run import plan
     from lvtime.ledger import Ledger
 
     flags = given.build(FinetuneFlags)
@@ -37,11 +36,7 @@ def finetune(given: options.Given) -> None:
     main_rank = int(os.environ.get("RANK", "0")) == 0
     show = main_rank and not flags.quiet and not flags.as_json
     if flags.dry_run:
-        from lvtime.finetune_run import check_run_dir
-
-        check_run_dir(cfg.out, flags.resume is not None, flags.force, lg)  # refused as the run would be
-        the_plan, _ = plan(cfg, lg, resume=flags.resume is not None)
-        print_json(the_plan.as_dict()) if flags.as_json else _print_plan(the_plan)
+        _dry_run(cfg, flags, lg)
         return
     progress, on_progress = _progress(cfg, lg.budget(), show)
 
@@ -54,15 +49,9 @@ def finetune(given: options.Given) -> None:
 
     try:
         summary = run_finetune(
-            cfg,
-            resume=flags.resume is not None,
-            force=flags.force,
-            allow_over_budget=flags.allow_over_budget,
-            ledger=lg,
-            on_plan=on_plan,
-            on_progress=on_progress,
-            label=flags.label,
-        )
+            cfg, resume=flags.resume is not None, force=flags.force, allow_over_budget=flags.allow_over_budget,
+            ledger=lg, on_plan=on_plan, on_progress=on_progress, label=flags.label,
+        )  # fmt: skip
     finally:
         if progress and progress.live.is_started:
             progress.stop()
@@ -70,6 +59,15 @@ def finetune(given: options.Given) -> None:
         print_json({**summary.model_dump(mode="json"), "already_complete": summary.already_complete})
     elif main_rank:
         _print_summary(summary, cfg, lg.budget())
+
+
+def _dry_run(cfg, flags: FinetuneFlags, lg) -> None:
+    """The plan and its cost, refused where the run would be; nothing written or spent."""
+    from lvtime.finetune_run import check_run_dir, plan
+
+    check_run_dir(cfg.out, flags.resume is not None, flags.force, lg)
+    the_plan, _ = plan(cfg, lg, resume=flags.resume is not None)
+    print_json(the_plan.as_dict()) if flags.as_json else _print_plan(the_plan)
 
 
 def _config(given: options.Given, resume: str | None):

@@ -52,15 +52,7 @@ def sweep(given: options.Given) -> None:
     if flags.dry_run:
         return
     sw.check_budget(planned, summary, flags.allow_over_budget)
-    show = not flags.quiet and not flags.as_json
-
-    def on_run_start(p) -> None:
-        err_console.print(f"[bold]{p.name}[/] ({'resuming' if p.state == 'resume' else 'new'})")
-
-    gpus = _devices(flags.devices, spec, flags.jobs)
-    rows = sw.run(
-        spec, planned, lg, flags.allow_over_budget, on_run_start if show else None, jobs=flags.jobs, devices=gpus
-    )
+    rows = _run_grid(spec, planned, lg, flags)
     best = sw.finetune_command(_best_config(planned, rows)) if rows else None
     if flags.as_json:
         print_json({"plan": _plan_doc(planned, summary), "results": rows, "best_command": best})
@@ -69,6 +61,18 @@ def sweep(given: options.Given) -> None:
     if best:
         console.print("best configuration, as a finetune command:")
         console.print(best, soft_wrap=True)
+
+
+def _run_grid(spec, planned, lg, flags: SweepFlags) -> list[dict]:
+    from lvtime import sweep as sw
+
+    def on_run_start(p) -> None:
+        err_console.print(f"[bold]{p.name}[/] ({'resuming' if p.state == 'resume' else 'new'})")
+
+    show = not flags.quiet and not flags.as_json
+    gpus = _devices(flags.devices, spec, flags.jobs)
+    on_start = on_run_start if show else None
+    return sw.run(spec, planned, lg, flags.allow_over_budget, on_start, jobs=flags.jobs, devices=gpus)
 
 
 def _spec(given: options.Given, flags: SweepFlags):
