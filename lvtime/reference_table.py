@@ -52,7 +52,12 @@ def installed(ref: Reference) -> bool:
     """Whether the reference's optional package is there (looked up, not imported)."""
     from importlib.util import find_spec
 
-    return ref.needs is None or find_spec(ref.needs) is not None
+    if ref.needs is None:
+        return True
+    try:
+        return find_spec(ref.needs) is not None
+    except (ImportError, ValueError):  # a broken install, or a module blanked in sys.modules
+        return False
 
 
 def available() -> list[str]:
