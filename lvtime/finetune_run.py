@@ -21,6 +21,7 @@ from lvtime.errors import LvtimeError, ModelError, UsageError
 from lvtime.flops import Architecture
 from lvtime.layout import RunSummary
 from lvtime.ledger import Ledger
+from lvtime.shell import command_line
 
 
 @dataclass
@@ -86,7 +87,8 @@ def check_run_dir(out: str | Path, resume: bool, force: bool, ledger: Ledger, in
     if resume or folders.is_empty(run_dir):
         return run_dir
     if not force:
-        raise UsageError(f"{run_dir}: already exists; use --resume {run_dir} to continue it or --force to start over")
+        resume = command_line(["--resume", str(run_dir)])
+        raise UsageError(f"{run_dir}: already exists; use {resume} to continue it or --force to start over")
     folders.check_replaceable(run_dir, "finetune", inputs)
     return run_dir
 

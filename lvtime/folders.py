@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from lvtime.errors import RunFolderError, UsageError
-from lvtime.layout import LOCK, MARKER, kind_from_files
+from lvtime.layout import LOCK, MARKER, kind_from_files, read_bytes
 
 _OURS = (MARKER, LOCK)  # what a folder holds before a run writes anything
 _FAMILY = {"baseline": "forecast"}  # a baseline and a forecast folder hold the same files
@@ -96,8 +96,8 @@ def kind_of(path: Path) -> str | None:
     if path.is_symlink() or not path.is_dir():
         return None
     try:
-        return str(json.loads((path / MARKER).read_text())["kind"])
-    except (OSError, ValueError, KeyError, TypeError):
+        return str(json.loads(read_bytes(path / MARKER, limit=4096))["kind"])
+    except (RunFolderError, ValueError, KeyError, TypeError):
         return kind_from_files(path)
 
 

@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lvtime.shell import command_line
+
 
 @dataclass
 class Job:
@@ -88,7 +90,7 @@ def child_options() -> dict:
 def _start(job: Job, args: list[str], env: dict[str, str]) -> subprocess.Popen:
     job.log.parent.mkdir(parents=True, exist_ok=True)
     with open(job.log, "a") as log:
-        log.write(f"$ lvtime {' '.join(args)}\n")
+        log.write(f"$ {command_line(['lvtime', *args])}\n")
         log.flush()
         return subprocess.Popen(
             [sys.executable, "-m", "lvtime", *args],

@@ -111,16 +111,36 @@ def _plain(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def read_json(path: Path) -> Any:
-    """The JSON in ``path``; a missing, unreadable or corrupt file is one line."""
+MAX_FILE_BYTES = 64 * 2**20  # no file of a run folder comes near this; a link to a huge one is refused
+
+
+def read_bytes(path: Path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of ``path`` -- the one way files of a run or study folder are read, so a
+    folder someone handed over cannot hang or exhaust a command: a regular file only (a
+    FIFO, a device or a link to ``/dev/zero`` is refused, and opened without blocking to
+    find out), at most ``limit`` bytes. Errors are one line (:class:`RunFolderError`)."""
+    import stat
+
     try:
-        if path.exists() and not path.is_file():  # a FIFO or /dev/zero would never end
-            raise RunFolderError(f"{path}: not a regular file")
-        return json.loads(path.read_bytes().decode("utf-8"))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise RunFolderError(f"{path}: missing") from None
     except OSError as exc:
         raise RunFolderError(f"{path}: cannot read ({exc.strerror})") from None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise RunFolderError(f"{path}: not a regular file")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise RunFolderError(f"{path}: larger than {limit // 2**20} MiB, not a file lvtime wrote")
+    return data
+
+
+def read_json(path: Path) -> Any:
+    """The JSON in ``path`` (read by :func:`read_bytes`); a missing, unreadable or corrupt
+    file is one line."""
+    try:
+        return json.loads(read_bytes(path).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 JSON"
         raise RunFolderError(f"{path}: corrupt ({reason}); move it aside or start over with --force") from None
@@ -186,10 +206,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
     path = run_dir / METRICS_LOG
     if not path.exists():
         return []
-    if not path.is_file():
-        raise RunFolderError(f"{path}: not a regular file")
     rows = []
-    for line in path.read_text().splitlines():
+    for line in read_bytes(path).decode("utf-8", errors="replace").splitlines():
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
@@ -314,8 +332,8 @@ def kind_from_files(path: Path) -> str | None:
     """For folders from before the marker: the kind their lvtime files show, else None."""
     for name in (CONFIG, FORECAST_METRICS, SWEEP):
         try:
-            doc = json.loads((path / name).read_text())
-        except (OSError, ValueError):
+            doc = json.loads(read_bytes(path / name))
+        except (RunFolderError, ValueError):
             continue
         if not isinstance(doc, dict):
             continue

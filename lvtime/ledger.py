@@ -36,6 +36,7 @@ from lvtime.flops import BUDGET
 from lvtime.ledger_entries import MAX_FLOPS, SCHEMA, Entry, LedgerData, Status, check_flops, new_entry_id, now
 from lvtime.ledger_file import DEFAULT_PATH, LedgerFile, default_path
 from lvtime.ledger_report import EVAL_KINDS, report_rows
+from lvtime.shell import command_line
 
 __all__ = [
     "DEFAULT_PATH", "EVAL_KINDS", "MAX_FLOPS", "SCHEMA", "Entry", "Ledger", "LedgerData", "Reservation", "Status",
@@ -103,7 +104,7 @@ class Ledger(LedgerFile):
                 id=new_entry_id(),
                 label=label,
                 kind=kind,
-                command=command if command is not None else " ".join(sys.argv),
+                command=command if command is not None else command_line(sys.argv),
                 config=config or {},
                 estimated_flops=estimate,
                 outputs=outputs or [],
@@ -185,7 +186,7 @@ class Ledger(LedgerFile):
                 id=new_entry_id(),
                 label=label,
                 kind=kind,
-                command=" ".join(sys.argv),
+                command=command_line(sys.argv),
                 config=config or {},
                 status="manual",
                 estimated_flops=flops,

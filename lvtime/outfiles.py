@@ -4,7 +4,9 @@ No torch.
 
 The rules, in one place for every command that writes a single file:
 
-* an output path is never empty, never a folder and never a symlink;
+* an output path is never empty, never a folder and never a symlink, and what exists there
+  is a regular file: a device (``/dev/null``), a FIFO or a socket is refused with or
+  without ``--force`` (and never opened: a FIFO would block);
 * an existing file is kept unless ``--force``, and even then only a file that is what
   this command writes (a dataset lvtime simulated, text that looks like lvtime's
   encoding or ledger table) is replaced: a study dataset, a model, a ledger or
@@ -39,6 +41,9 @@ def check(path: str | os.PathLike, force: bool, kind: str, what: str = "--out", 
         raise UsageError(f"{what} {p}: is a folder; name a file inside it")
     if os.path.realpath(p) == os.path.realpath(ledger or default_path()):
         raise UsageError(f"{what} {p}: is the ledger's path; name another file")
+    kind_of = _not_regular(p)
+    if kind_of:
+        raise UsageError(f"{what} {p}: is {kind_of}, not a regular file; lvtime writes only regular files")
     if p.exists():
         if not force:
             raise UsageError(f"{what} {p}: already exists (use --force to overwrite)")
@@ -51,8 +56,24 @@ def check(path: str | os.PathLike, force: bool, kind: str, what: str = "--out", 
     return p
 
 
+def _not_regular(path: Path) -> str | None:
+    """What ``path`` is when it exists and is not a regular file or folder (None otherwise)."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    kinds = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device", stat.S_ISFIFO: "a FIFO",
+             stat.S_ISSOCK: "a socket"}  # fmt: skip
+    return next((name for test, name in kinds.items() if test(mode)), None)
+
+
 def written_by_lvtime(path: Path, kind: str) -> bool:
-    """Whether the existing file at ``path`` is one that a ``kind`` write may replace."""
+    """Whether the existing file at ``path`` is one that a ``kind`` write may replace (a
+    regular file only: an empty one holds nothing to lose)."""
+    if not path.is_file() or _not_regular(path):
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(_SNIFF_BYTES)

@@ -152,12 +152,14 @@ def image(root: Path, rel: str | None, caption: str) -> str:
     """A PNG of the working directory embedded as a data URI (the page stays one file)."""
     if not rel:
         return ""
-    path = root / rel
+    from lvtime.errors import RunFolderError
+    from lvtime.layout import read_bytes
+
     try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    if len(data) > MAX_IMAGE_BYTES or not data.startswith(b"\x89PNG"):
+        data = read_bytes(root / rel, MAX_IMAGE_BYTES)  # a FIFO or a link to /dev/zero is a note, not a hang
+    except RunFolderError as exc:
+        return _notes([str(exc)])
+    if not data.startswith(b"\x89PNG"):
         return f"<p>{link(rel, caption)}</p>"
     uri = "data:image/png;base64," + base64.b64encode(data).decode()
     return f'<figure><img src="{uri}" alt="{esc(caption)}"><figcaption>{esc(caption)}</figcaption></figure>'

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from lvtime import folders, layout
 from lvtime.config import FinetuneConfig, ForecastConfig, SweepConfig, command_args
 from lvtime.errors import BudgetError, RunFolderError, UsageError, first_error
 from lvtime.ledger import Ledger
+from lvtime.shell import command_line
 
 __all__ = ["SweepConfig", "plan", "run", "collect", "finetune_command", "job_commands"]
 
@@ -326,7 +326,7 @@ def _result_row(sweep: SweepConfig, p: PlannedRun, budget: float) -> dict | None
 
 def finetune_command(cfg: FinetuneConfig, out: str = "runs/best") -> str:
     """The ``lvtime finetune`` command line that reproduces ``cfg`` in ``out``."""
-    return shlex.join(["lvtime", "finetune", *command_args(cfg, skip=("out",)), "--out", out])
+    return command_line(["lvtime", "finetune", *command_args(cfg, skip=("out",)), "--out", out])
 
 
 def job_commands(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_budget: bool = False) -> list[list[str]]:

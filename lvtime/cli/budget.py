@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from lvtime.cli import options
-from lvtime.cli.output import console, flops_str, pct, print_json, print_table
+from lvtime.cli.output import console, flops_str, pct, print_json, print_table, styled
 from lvtime.config import (
     FlopsOptions,
     JsonFlag,
@@ -118,7 +118,7 @@ def _print_breakdown(r: dict) -> None:
         if value:
             table.add_row(name, flops_str(value), pct(value, r["forward"]))
     table.add_section()
-    table.add_row("[bold]forward pass[/]", f"[bold]{flops_str(r['forward'])}[/]", "100%")
+    table.add_row(styled(("forward pass", "bold")), styled((flops_str(r["forward"]), "bold")), "100%")
     console.print(table)
 
 
@@ -161,7 +161,7 @@ def ledger_show(given: options.Given) -> None:
 
     table = Table("id", "label", "kind", "status", "estimate", "spent", "% budget", title=str(lg.path))
     for e in data.entries:
-        status = "[red]stale[/]" if e.is_stale() else e.status
+        status = styled(("stale", "red")) if e.is_stale() else e.status
         spent = flops_str(e.spent_flops) if e.spent_flops is not None else "-"
         table.add_row(e.id, e.label, e.kind, status, flops_str(e.estimated_flops), spent, pct(e.counted, data.budget))
     print_table(table, optional=("estimate", "kind", "% budget"), whole=("id",))
@@ -171,7 +171,7 @@ def ledger_show(given: options.Given) -> None:
         f"({100 * totals['used_fraction']:.3g}% used)"
     )
     if not lg.exists():
-        console.print("[dim](no ledger file yet: the first run or `lvtime ledger init` creates it)[/]")
+        console.print("(no ledger file yet: the first run or `lvtime ledger init` creates it)", style="dim")
 
 
 def ledger_init(given: options.Given) -> None:

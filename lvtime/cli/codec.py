@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from lvtime.cli import options
-from lvtime.cli.output import console, print_json, to_json
+from lvtime.cli.output import console, print_json, styled, to_json
 from lvtime.config import DEFAULT_DATA_FILE, DecodeOptions, EncodeOptions
 from lvtime.errors import UsageError
 
@@ -97,9 +97,9 @@ def _write(records: list[dict], as_json: bool, jsonl: bool, out: Path | None) ->
         console.print(f"wrote {len(records)} series to {out}")
         return
     for r in records:
+        tokens = f"  tokens={r['n_tokens']}" if "n_tokens" in r else ""
         console.print(
-            f"[bold]series {r['series']}[/]  alpha={_shown(r['alpha'])}  steps={r['steps']}"
-            + (f"  tokens={r['n_tokens']}" if "n_tokens" in r else "")
+            styled((f"series {r['series']}", "bold"), f"  alpha={_shown(r['alpha'])}  steps={r['steps']}{tokens}")
         )
         console.print(r["text"], soft_wrap=True)
         if "token_ids" in r:
@@ -145,9 +145,10 @@ def decode(given: options.Given) -> None:
     console.print(table)
     console.print(f"parsed {len(result.steps)} of {result.n_steps} steps")
     for d in result.dropped[:TABLE_ROWS]:
-        console.print(f"[yellow]dropped step {d.step}[/]: {d.reason} ({d.text[:60]!r})")
+        console.print(styled((f"dropped step {d.step}", "yellow"), f": {d.reason} ({d.text[:60]!r})"))
     if len(result.dropped) > TABLE_ROWS:
-        console.print(f"[yellow]... and {len(result.dropped) - TABLE_ROWS} more dropped steps[/] (all with --json)")
+        more = f"... and {len(result.dropped) - TABLE_ROWS} more dropped steps"
+        console.print(styled((more, "yellow"), " (all with --json)"))
 
 
 TABLE_ROWS = 20

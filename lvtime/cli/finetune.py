@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from lvtime.cli import options
-from lvtime.cli.output import console, err_console, flops_str, pct, print_json
+from lvtime.cli.output import console, err_console, flops_str, pct, print_json, styled
 from lvtime.config import FinetuneConfig, FinetuneFlags
 
 
@@ -92,12 +92,13 @@ def _print_summary(summary, cfg, budget: float) -> None:
         return
     vocab = " (numeric vocabulary)" if cfg.head == "numeric" else ""
     before, after, spent = summary.val_loss_before, summary.val_loss_after, summary.flops_this_invocation
-    console.print(
-        f"[bold]done[/]: {summary.steps} step{'s' * (summary.steps != 1)}, val loss{vocab} "
+    console.print(styled(
+        ("done", "bold"),
+        f": {summary.steps} step{'s' * (summary.steps != 1)}, val loss{vocab} "
         f"{_fmt(before)} -> {_fmt(after)}, {flops_str(spent)} FLOPs ({pct(spent, budget)} of budget), "
         f"{summary.wall_s:.0f}s\ntrained {summary.trainable_params:,} LoRA parameters "
-        f"({summary.trainable_percent:.3g}% of the model); adapter: {Path(cfg.out) / 'final'}"
-    )
+        f"({summary.trainable_percent:.3g}% of the model); adapter: {Path(cfg.out) / 'final'}",
+    ))  # fmt: skip
     if summary.best_step is not None:
         early = " (stopped early: no better score in the last evaluations)" if summary.stopped_early else ""
         console.print(
@@ -128,12 +129,13 @@ def _print_plan(p, brief: bool = False) -> None:
     forecasts = (
         f" + {flops_str(est['forecast'])} for {est['forecast_passes']} forecasts" if est["forecast_passes"] else ""
     )
-    console.print(
+    console.print(styled(
         f"cost{start}: {flops_str(est['train'])} training + {flops_str(est['eval'])} for "
-        f"{est['eval_passes']} validation passes{forecasts} = [bold]{flops_str(est['total'])}[/] FLOPs "
-        f"({pct(est['total'], budget['budget'])} of budget); "
-        f"remaining after: {flops_str(budget['remaining'] - est['total'])}"
-    )
+        f"{est['eval_passes']} validation passes{forecasts} = ",
+        (flops_str(est["total"]), "bold"),
+        f" FLOPs ({pct(est['total'], budget['budget'])} of budget); "
+        f"remaining after: {flops_str(budget['remaining'] - est['total'])}",
+    ))  # fmt: skip
 
 
 def _progress(cfg, budget: float, show: bool):
@@ -143,10 +145,10 @@ def _progress(cfg, budget: float, show: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn("[bold]finetune"),
+        TextColumn("finetune", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
         TimeRemainingColumn(),
         console=err_console,
         transient=False,

@@ -86,7 +86,7 @@ def _progress(num_samples: int, show: bool):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn("[bold]forecast"),
+        TextColumn("forecast", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("sequences"),

@@ -2,6 +2,10 @@
 
 In a pipe, tables print at full width (values are never cut to "..."); on a terminal
 they take its width, wrapping cells rather than truncating them.
+
+Nothing printed is read as rich markup: a label, a path, a run name or a model's text
+that holds ``[red]`` or ``[/b]`` shows as typed. Styles are given with :func:`styled`
+(or ``style=``), never written into a string.
 """
 
 from __future__ import annotations
@@ -16,8 +20,16 @@ from lvtime.flops import flops_str, pct  # noqa: F401 - re-exported for the comm
 
 # A pipe has no width: rich would assume 80 columns and cut every cell.
 _PIPE_WIDTH = None if sys.stdout.isatty() else 10_000
-console = Console(highlight=False, width=_PIPE_WIDTH, soft_wrap=not sys.stdout.isatty())
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, markup=False, width=_PIPE_WIDTH, soft_wrap=not sys.stdout.isatty())
+err_console = Console(stderr=True, highlight=False, markup=False)
+
+
+def styled(*parts: str | tuple[str, str]):
+    """A rich ``Text`` of plain parts and ``(text, style)`` pairs: the one way to give
+    printed text a style, with every part shown literally."""
+    from rich.text import Text
+
+    return Text.assemble(*parts)
 
 
 def print_table(table, optional: tuple[str, ...] = (), whole: tuple[str, ...] = ()) -> None:

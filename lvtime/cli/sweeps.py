@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import shlex
 import sys
 from pathlib import Path
 
 import typer
 
 from lvtime.cli import options
-from lvtime.cli.output import console, err_console, flops_str, pct, print_json, print_table
+from lvtime.cli.output import console, err_console, flops_str, pct, print_json, print_table, styled
 from lvtime.config import FinetuneConfig, SweepConfig, SweepFlags
+from lvtime.shell import command_line
 
 
 def register(app: typer.Typer) -> None:
@@ -67,7 +67,7 @@ def _run_grid(spec, planned, lg, flags: SweepFlags) -> list[dict]:
     from lvtime import sweep as sw
 
     def on_run_start(p) -> None:
-        err_console.print(f"[bold]{p.name}[/] ({'resuming' if p.state == 'resume' else 'new'})")
+        err_console.print(styled((p.name, "bold"), f" ({'resuming' if p.state == 'resume' else 'new'})"))
 
     show = not flags.quiet and not flags.as_json
     gpus = _devices(flags.devices, spec, flags.jobs)
@@ -159,7 +159,7 @@ def _print_worker(spec, lg, flags) -> None:
     if flags.as_json:
         print_json([command])
     else:
-        print(shlex.join(command))
+        print(command_line(command))
 
 
 def _trial_cost(spec, lg) -> float:
@@ -205,8 +205,6 @@ def _devices(devices: list[str], spec, jobs: int) -> list[str]:
 
 def _print_commands(spec, planned, lg, allow_over_budget: bool, as_json: bool) -> None:
     """One shell line per configuration still to run (finetune, then && its forecast)."""
-    import shlex
-
     from lvtime import sweep as sw
 
     todo = [p for p in planned if p.state not in ("done", "busy") and p.planned]
@@ -222,7 +220,7 @@ def _print_commands(spec, planned, lg, allow_over_budget: bool, as_json: bool) -
         print_json([{"run": name, "commands": [["lvtime", *c] for c in cs]} for name, cs in chains.items()])
         return
     for commands in chains.values():
-        print(" && ".join(shlex.join(["lvtime", *c]) for c in commands))
+        print(" && ".join(command_line(["lvtime", *c]) for c in commands))
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -270,14 +268,14 @@ def _print_plan(planned, summary) -> None:
     for p in planned:
         if p.planned:
             cum += p.cost
-        state = p.state if p.planned else "[yellow]skipped (does not fit)[/]"
+        state = p.state if p.planned else styled(("skipped (does not fit)", "yellow"))
         table.add_row(p.name, state, flops_str(p.cost), pct(p.cost, budget), flops_str(cum))
     print_table(table, optional=("cumulative", "% budget"))
     line = (
         f"sweep total {flops_str(summary['sweep_total'])} ({pct(summary['sweep_total'], budget)}); "
         f"remaining now {flops_str(summary['remaining'])}, after {flops_str(summary['remaining_after'])}"
     )
-    console.print(("[red]" if summary["remaining_after"] < 0 else "") + line)
+    console.print(line, style="red" if summary["remaining_after"] < 0 else None)
 
 
 def _print_results(rows, keys, out, rank_by: str) -> None:

@@ -1,0 +1,235 @@
+"""Hostile inputs, round four (issue 27): names and files are untrusted wherever they are
+shown, pasted, linked, read or charged. One section per defect class; each class is
+fixed in one place, and each test tries several members of the class."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tiny import TINY_CLI as TINY
+from typer.testing import CliRunner
+
+from lvtime import folders, layout, shell
+from lvtime.cli import app
+
+runner = CliRunner()
+
+# names a user (or whoever handed over a folder) can choose
+HOSTILE_NAMES = [
+    "x$(touch P)",
+    "a b",
+    "it's",
+    'q"uote',
+    "semi;colon",
+    "new\nline",
+    "-dash",
+    "back`tick`",
+    "[red]x",
+]
+
+
+def argv_of(line: str, cwd: Path) -> list[str]:
+    """What bash makes of a printed command line: its ``lvtime`` called with which argv."""
+    assert "\n" not in line, "a command must be one line"
+    script = 'lvtime() { for a in "$@"; do printf \'%s\\0\' "$a"; done; }\n' + line
+    out = subprocess.run(["bash", "-c", script], cwd=cwd, capture_output=True, check=True).stdout
+    return out.decode().split("\0")[:-1]
+
+
+# --- 1. printed commands paste as exactly the argv they mean -------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.text(st.characters(exclude_characters="\0", codec="utf-8"), max_size=12), max_size=4))
+def test_any_argv_survives_the_shell_on_one_line(tmp_path_factory, words):
+    where = tmp_path_factory.mktemp("sh")
+    line = shell.command_line(["lvtime", *words])
+    assert argv_of(line, where) == words
+    assert list(where.iterdir()) == []  # nothing ran
+
+
+def test_a_sweeps_job_lines_and_best_command_keep_hostile_paths_whole(h5, tmp_path):
+    for k, name in enumerate(HOSTILE_NAMES):
+        data = tmp_path / f"d{k}" / f"{name}.h5"
+        data.parent.mkdir()
+        data.write_bytes(h5.read_bytes())
+        out = tmp_path / f"s{k}" / name
+        r = runner.invoke(app, ["sweep", str(data), *TINY, "--steps", "1", "--rank", "2,4", "--out", str(out),
+                                "--print-commands"])  # fmt: skip
+        assert r.exit_code == 0, r.output
+        lines = r.stdout.splitlines()
+        assert len(lines) == 2, lines  # one line per configuration, whatever the names hold
+        for line in lines:
+            argv = argv_of(line.split(" && ")[0], tmp_path)
+            assert argv[argv.index("finetune") + 1] == str(data)
+        assert not (tmp_path / "P").exists()
+
+
+def test_a_resume_hint_pastes_as_the_run_folder(h5, tmp_path):
+    from lvtime.training import _Books
+
+    for name in HOSTILE_NAMES:
+        books = _Books(None, tmp_path / name, None, None)
+        hint = books.resume_hint().removeprefix("Resume with: ")
+        assert argv_of(hint, tmp_path) == ["finetune", "--resume", str(tmp_path / name)]
+    assert not (tmp_path / "P").exists()
+
+
+# --- 2. user text is shown literally, never as markup ---------------------------------------
+
+
+@pytest.mark.parametrize("label", ["[/b]", "[red]x[/red]", "[bold", "a[/]b", "[link=file:///etc]z[/link]"])
+def test_a_label_with_markup_is_recorded_and_shown_as_typed(label, tmp_path):
+    ledger = str(tmp_path / "l.json")
+    r = runner.invoke(app, ["ledger", "add", "--flops", "1e9", "--label", label, "--ledger", ledger])
+    assert r.exit_code == 0 and label in r.stdout, r.output
+    for args in (["ledger", "--ledger", ledger], ["ledger", "export", "--ledger", ledger]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0, r.output
+        assert label in r.stdout.replace("\\|", "|")
+
+
+def test_a_data_path_with_markup_is_printed_as_typed(h5, tmp_path):
+    data = tmp_path / "e[red]y.h5"
+    data.write_bytes(h5.read_bytes())
+    r = runner.invoke(app, ["encode", str(data), "--series", "0", "--steps", "2", "-o", str(tmp_path / "x.txt")])
+    assert r.exit_code == 0 and "e[red]y.h5" not in r.stdout  # (the output file is named, not the data)
+    r = runner.invoke(app, ["sweep", str(data), *TINY, "--steps", "1", "--rank", "2,4", "--dry-run",
+                            "--out", str(tmp_path / "[b]s")])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    missing = runner.invoke(app, ["encode", str(tmp_path / "[bold]no.h5"), "--series", "0"])
+    assert missing.exit_code != 0 and "[bold]no.h5" in missing.stderr
+
+
+# --- 3. outputs are regular files ---------------------------------------------------------
+
+
+def _specials(tmp_path: Path) -> list[Path]:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    return [Path("/dev/null"), fifo]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        lambda out, h5: ["simulate", str(out), "--n", "2", "--force"],
+        lambda out, h5: ["encode", str(h5), "--series", "0", "-o", str(out), "--force"],
+        lambda out, h5: ["encode", str(h5), "--series", "0", "-o", str(out)],
+        lambda out, h5: ["ledger", "export", "-o", str(out), "--force"],
+        lambda out, h5: ["report", str(h5.parent), "-o", str(out), "--force"],
+    ],
+)
+def test_an_output_that_is_a_device_or_a_fifo_is_refused_not_replaced(command, h5, tmp_path):
+    for special in _specials(tmp_path):
+        kind = os.stat(special).st_mode
+        r = subprocess.run(["lvtime", *command(special, h5)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 2 and "not a regular file" in r.stderr, r.stderr
+        assert os.stat(special).st_mode == kind  # still a device / FIFO
+
+
+# --- 4. the report trusts nothing in its study folder ---------------------------------------
+
+
+def _forecast_folder(root: Path, name: str, doc: dict) -> Path:
+    path = root / "runs" / name
+    folders.create(path, "forecast")
+    layout.write_json(path / layout.FORECAST_METRICS, doc)
+    return path
+
+
+GOOD_GAP = {"model": 2.0, "best_reference": "seasonal", "best_reference_score": 1.5, "ode_limit": 0.1}
+
+
+def _page_and_doc(root: Path, cwd: Path | None = None) -> tuple[str, dict]:
+    env = {**os.environ, "LVTIME_LEDGER": str(root / "lvtime-ledger.json")}
+    run = dict(capture_output=True, text=True, timeout=120, env=env, cwd=cwd or root)
+    r = subprocess.run(["lvtime", "report", str(root), "-o", str(root / "page.html"), "--force"], **run)
+    assert r.returncode == 0, r.stderr
+    j = subprocess.run(["lvtime", "report", str(root), "--json"], **run)
+    assert j.returncode == 0, j.stderr
+    return (root / "page.html").read_text(), json.loads(j.stdout)
+
+
+def test_links_to_hostile_folder_names_are_relative_and_encoded(tmp_path):
+    root = tmp_path / "study"
+    names = ["javascript:alert(1)", "a#b", "q?x=1", "p%41", "new\nline", "data:text"]
+    for name in names:
+        _forecast_folder(root, name, {"metrics": {}, "gap": GOOD_GAP})
+    page, _ = _page_and_doc(root)
+    import re
+    from urllib.parse import unquote
+
+    hrefs = re.findall(r'href="([^"]*)"', page)
+    linked = {unquote(h.replace("&amp;", "&")) for h in hrefs}
+    for name in names:
+        assert f"./runs/{name}" in linked, name  # each link leads to its own folder
+    for h in hrefs:
+        assert h.startswith("./") and not re.search(r"[#?\s]", h), h
+
+
+def test_a_fifo_or_endless_file_in_a_study_is_a_note_not_a_hang(tmp_path):
+    root = tmp_path / "study"
+    fifo_run = _forecast_folder(root, "f", {"metrics": {}, "gap": GOOD_GAP})
+    os.mkfifo(fifo_run / "series-0.png")
+    zero_run = _forecast_folder(root, "z", {"metrics": {}, "gap": GOOD_GAP})
+    os.symlink("/dev/zero", zero_run / "series-0.png")
+    piped = _forecast_folder(root, "m", {})
+    (piped / layout.FORECAST_METRICS).unlink()
+    os.mkfifo(piped / layout.FORECAST_METRICS)
+    page, doc = _page_and_doc(root)
+    notes = {f["path"]: f["notes"] for f in doc["forecasts"]}
+    assert "not a regular file" in notes["runs/m"][0]
+    assert page.count("not a regular file") >= 2  # the pictured figure and the FIFO'd metrics
+
+
+@pytest.mark.parametrize(
+    "doc, what",
+    [
+        ({"metrics": {}, "gap": {"model": "x"}}, "gap.model"),
+        ({"metrics": {}, "gap": {"model": 1e308}}, "gap.model"),
+        ({"metrics": {}, "gap": GOOD_GAP, "flops": [1]}, "flops"),
+        ({"metrics": {"model": {"prey": {"mae": {"median": "?"}}}}, "gap": GOOD_GAP}, "metrics.model.prey.mae"),
+        ({"metrics": {"model": []}, "gap": GOOD_GAP}, "metrics.model"),
+        ({"metrics": {}, "gap": GOOD_GAP, "n_series": -3}, "n_series"),
+    ],
+)
+def test_a_forecast_file_of_the_wrong_shape_is_a_note(doc, what, tmp_path):
+    root = tmp_path / "study"
+    _forecast_folder(root, "bad", doc)
+    _forecast_folder(root, "good", {"metrics": {}, "gap": GOOD_GAP, "flops": 5e9})
+    _, report = _page_and_doc(root)
+    by_path = {f["path"]: f for f in report["forecasts"]}
+    assert what in by_path["runs/bad"]["notes"][0] and by_path["runs/bad"]["score"] is None
+    assert by_path["runs/good"]["score"] == 2.0
+
+
+def test_a_sweep_and_a_run_with_wrong_types_are_notes(tmp_path):
+    root = tmp_path / "study"
+    sweep = root / "runs" / "sw"
+    folders.create(sweep, "sweep")
+    layout.write_json(sweep / layout.SWEEP, {"base": {}, "grid": {"rank": [2]}, "search": "grid"})
+    layout.write_json(layout.results_path(sweep, "json"), [{"run": "r2", "flops": "lots"}])
+    run = root / "runs" / "r"
+    folders.create(run, "finetune")
+    (run / layout.METRICS_LOG).write_text('{"step": 1, "flops": 1e308}\n{"step": "two"}\n{"step": 3, "flops": 2.0}\n')
+    _, report = _page_and_doc(root)
+    assert "results.json" in report["sweeps"][0]["notes"][0] and report["sweeps"][0]["results"] == []
+    r = report["runs"][0]
+    assert "2 row(s)" in r["notes"][-1] and r["steps"] == 3
+
+
+def test_a_study_reported_from_elsewhere_finds_its_forecasts_adapters(tmp_path):
+    root = tmp_path / "study"
+    run = root / "runs" / "a"
+    folders.create(run, "finetune")
+    _forecast_folder(root, "a/forecast", {"metrics": {}, "gap": GOOD_GAP, "adapter": "runs/a/final"})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    _, report = _page_and_doc(root, cwd=elsewhere)
+    assert report["forecasts"][0]["adapter_run"] == "runs/a"
+    assert report["runs"][0]["best_score"] == 2.0  # the run keeps its score
