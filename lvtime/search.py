@@ -15,7 +15,9 @@ remains of the ledger and of ``--max-flops``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any
 
 from lvtime import folders, layout
 from lvtime.config import FinetuneConfig, SweepConfig
-from lvtime.errors import Interrupted, UsageError
+from lvtime.errors import BudgetError, Interrupted, LvtimeError, UsageError
 from lvtime.ledger import Ledger
 
 DEFAULT_FORECAST_EVALS = 4  # evaluations per trial when the sweep does not set --forecast-every
@@ -38,11 +40,101 @@ def load_optuna():
     return optuna
 
 
+STORAGE_TIMEOUT_S = 5  # how long reaching a database server may take before it counts as unreachable
+STORAGE_EXAMPLE = "sqlite:///search.db or postgresql+psycopg2://user:password@host/db"
+
+
+def check_storage(spec: SweepConfig) -> None:
+    """A ``--storage`` URL that Optuna can use, and its server reached, before any folder
+    or ledger entry is made; each problem is one line. (The default journal file is
+    checked when the study opens: it lives in the sweep folder.)"""
+    if spec.storage is None:
+        return
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+    what = f"--storage {spec.storage!r}"
+    try:
+        url = make_url(spec.storage)
+        dialect = url.get_dialect()
+    except NoSuchModuleError:  # (an ArgumentError too: first)
+        raise UsageError(f"{what}: unknown database {url.drivername!r} (e.g. {STORAGE_EXAMPLE})") from None
+    except ArgumentError:
+        raise UsageError(f"{what}: not a database URL (e.g. {STORAGE_EXAMPLE})") from None
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        raise UsageError(
+            f"{what}: its driver (module {exc.name}) is not installed: install it, or name one that is "
+            "(postgresql+psycopg2://...)"
+        ) from None
+    if url.get_backend_name() == "sqlite":
+        _check_sqlite(what, url.database)
+        return
+    engine = create_engine(url, connect_args=_timeout_args(url))
+    try:
+        with engine.connect():
+            pass
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:160]
+        raise UsageError(f"{what}: cannot reach the database ({reason})") from None
+    finally:
+        engine.dispose()
+
+
+def _check_sqlite(what: str, database: str | None) -> None:
+    if not database or database == ":memory:":
+        raise UsageError(f"{what}: name a database file (an in-memory one is not shared), e.g. sqlite:///search.db")
+    parent = Path(database).parent
+    if not parent.is_dir():
+        raise UsageError(f"{what}: the folder {parent} does not exist")
+
+
+def _timeout_args(url) -> dict:
+    backend = url.get_backend_name()
+    return {"connect_timeout": STORAGE_TIMEOUT_S} if backend in ("postgresql", "mysql") else {}
+
+
+def check_same_search(spec: SweepConfig) -> None:
+    """A search re-run on a folder must be the same search: trials of two spaces (or
+    samplers, or fixed options) in one study would be ranked together. The difference is
+    named."""
+    from lvtime.errors import RunFolderError
+
+    path = Path(spec.out) / layout.SWEEP
+    if not path.exists():
+        return
+    try:
+        old = SweepConfig.model_validate(layout.read_json(path))
+    except (RunFolderError, ValueError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise UsageError(f"{path}: not a sweep lvtime wrote ({reason}); choose another --out") from None
+    for key, before, now in (
+        ("search", old.search, spec.search),
+        ("space", {**old.grid, **old.space}, {**spec.grid, **spec.space}),
+        ("fixed options", base_of(old), base_of(spec)),
+        ("prune", old.prune, spec.prune),
+    ):
+        if before != now:
+            raise UsageError(
+                f"{spec.out}: holds a search with {key} {_differ(before, now)}; a search cannot change its space "
+                "or settings: choose another --out (or run the same search again)"
+            )
+
+
+def _differ(before: Any, now: Any) -> str:
+    if isinstance(before, dict) and isinstance(now, dict):
+        key = next(k for k in sorted({*before, *now}, key=str) if before.get(k) != now.get(k))
+        return f"{key}={before.get(key, '(unset)')!r}, not {now.get(key, '(unset)')!r}"
+    return f"{before!r}, not {now!r}"
+
+
 def base_of(spec: SweepConfig) -> dict[str, Any]:
     """The fixed options of every trial; forecasts during training are what trials are
     ranked (and pruned) by, so they are switched on when the sweep did not."""
 
-    base = spec.base
+    base = dict(spec.base)
     if not base.get("forecast_every"):
         steps = base.get("steps", FinetuneConfig.model_fields["steps"].default)
         base["forecast_every"] = max(1, steps // DEFAULT_FORECAST_EVALS)
@@ -70,14 +162,9 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_study(spec: SweepConfig):
+    """The search's Optuna study (created on first use), from ``--storage`` or the
+    journal file in the sweep folder; a storage it cannot read is one line."""
     optuna = load_optuna()
-    storage = spec.storage
-    if storage is None:
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        Path(spec.out).mkdir(parents=True, exist_ok=True)
-        storage = JournalStorage(JournalFileBackend(str(Path(spec.out) / layout.SEARCH_JOURNAL)))
     sampler = (optuna.samplers.TPESampler if spec.search == "tpe" else optuna.samplers.RandomSampler)(
         seed=spec.base.get("seed", 0)
     )
@@ -88,7 +175,42 @@ def open_study(spec: SweepConfig):
         "hyperband": optuna.pruners.HyperbandPruner(min_resource=every, reduction_factor=2),
     }[spec.prune]
     name = f"lvtime:{Path(spec.out).resolve()}"
-    return optuna.create_study(storage=storage, sampler=sampler, pruner=pruner, study_name=name, load_if_exists=True)
+    with storage_errors(spec, opening=True):
+        storage = spec.storage or _journal(spec)
+        return optuna.create_study(
+            storage=storage, sampler=sampler, pruner=pruner, study_name=name, load_if_exists=True
+        )
+
+
+def _journal(spec: SweepConfig):
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    Path(spec.out).mkdir(parents=True, exist_ok=True)
+    return JournalStorage(JournalFileBackend(str(Path(spec.out) / layout.SEARCH_JOURNAL)))
+
+
+@contextlib.contextmanager
+def storage_errors(spec: SweepConfig, opening: bool = False):
+    """Optuna's storage failing as one line: a database server gone (at any time), or
+    (``opening``) a journal that is corrupt or truncated."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    where = spec.storage or str(Path(spec.out) / layout.SEARCH_JOURNAL)
+    # Optuna reading a journal it did not write fails in many ways, an assertion among them
+    unreadable = (ValueError, KeyError, TypeError, UnicodeDecodeError, AssertionError) if opening else ()
+    try:
+        yield
+    except (SQLAlchemyError, StorageInternalError) as exc:  # Optuna wraps the database's error in its own
+        cause = exc.__cause__ or exc
+        reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0][:160]
+        again = "run the same command again once it answers"
+        raise LvtimeError(f"the search's storage {where} failed ({reason}); {again}") from None
+    except unreadable as exc:
+        raise LvtimeError(
+            f"{where}: cannot be read as the search's record ({type(exc).__name__}); move it aside"
+        ) from None
 
 
 def trial_config(spec: SweepConfig, number: int, values: dict[str, Any]) -> FinetuneConfig:
@@ -154,8 +276,20 @@ def run(spec: SweepConfig, ledger: Ledger, allow_over_budget: bool = False) -> l
     """Work the search until it has ``spec.trials`` trials, or the budget stops it."""
     from lvtime import sweep
 
+    fresh = not Path(spec.out).exists()
     sweep.open_folder(spec)
     study = open_study(spec)
+    with storage_errors(spec):
+        try:
+            _work(spec, study, ledger, allow_over_budget)
+        except BudgetError:
+            if fresh and spec.storage is None:  # refused before any trial: leave no folder behind, as a grid
+                shutil.rmtree(spec.out, ignore_errors=True)
+            raise
+        return collect(spec, study, ledger.budget())
+
+
+def _work(spec: SweepConfig, study, ledger: Ledger, allow_over_budget: bool) -> None:
     settle_abandoned(study, spec, ledger)
     space = space_of(spec)
     while counted(study) < spec.trials:
@@ -164,11 +298,14 @@ def run(spec: SweepConfig, ledger: Ledger, allow_over_budget: bool = False) -> l
         cfg = trial_config(spec, trial.number, suggest(trial, space))
         if _ran_before(study, trial):
             continue
-        if not _fits(spec, cfg, ledger, allow_over_budget):
+        why = _does_not_fit(spec, cfg, ledger, allow_over_budget)
+        if why:
             study.tell(trial, state=load_optuna().trial.TrialState.FAIL)
+            if not counted(study):  # not one trial fits: refused like a grid that does not fit (exit 3)
+                raise BudgetError(f"{why}: no trial of the search fits; nothing was run")
+            print(f"lvtime: search: {why}; stopping", file=sys.stderr)
             break
         _run_trial(spec, study, trial, cfg, ledger, allow_over_budget)
-    return collect(spec, study, ledger.budget())
 
 
 def _ran_before(study, trial) -> bool:
@@ -188,18 +325,19 @@ def _ran_before(study, trial) -> bool:
     return False
 
 
-def _fits(spec: SweepConfig, cfg: FinetuneConfig, ledger: Ledger, allow_over_budget: bool) -> bool:
+def _does_not_fit(spec: SweepConfig, cfg: FinetuneConfig, ledger: Ledger, allow_over_budget: bool) -> str | None:
+    """Why the next trial may not start (None: it may)."""
     from lvtime import finetune_run
 
     the_plan, _ = finetune_run.plan(cfg, ledger)
     cost = the_plan.estimate["total"]
-    if spec.max_flops is not None and spent_by(spec, ledger) + cost > spec.max_flops:
-        print(f"lvtime: search: the next trial ({cost:.2e} FLOPs) would pass --max-flops; stopping", file=sys.stderr)
-        return False
-    if cost > ledger.read().totals()["remaining"] and not allow_over_budget:
-        print(f"lvtime: search: the next trial ({cost:.2e} FLOPs) does not fit the budget; stopping", file=sys.stderr)
-        return False
-    return True
+    spent = spent_by(spec, ledger)
+    if spec.max_flops is not None and spent + cost > spec.max_flops:
+        return f"the next trial ({cost:.3e} FLOPs) would pass --max-flops {spec.max_flops:.3e} ({spent:.3e} spent)"
+    remaining = ledger.read().totals()["remaining"]
+    if cost > remaining and not allow_over_budget:
+        return f"the next trial ({cost:.3e} FLOPs) does not fit the remaining {max(remaining, 0):.3e} of the budget"
+    return None
 
 
 def _run_trial(spec: SweepConfig, study, trial, cfg: FinetuneConfig, ledger: Ledger, allow_over_budget: bool) -> None:

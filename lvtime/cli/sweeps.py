@@ -106,6 +106,8 @@ def _search(spec, lg, flags) -> None:
     from lvtime import sweep as sw
 
     search.load_optuna()  # one line naming the extra, before anything else
+    search.check_storage(spec)  # a URL Optuna can use, its server reached: before any folder or entry
+    search.check_same_search(spec)
     plan = _search_plan(spec, lg, flags.allow_over_budget)
     if flags.print_commands:
         _print_worker(spec, lg, flags)
