@@ -233,3 +233,69 @@ def test_a_study_reported_from_elsewhere_finds_its_forecasts_adapters(tmp_path):
     _, report = _page_and_doc(root, cwd=elsewhere)
     assert report["forecasts"][0]["adapter_run"] == "runs/a"
     assert report["runs"][0]["best_score"] == 2.0  # the run keeps its score
+
+
+# --- 5. a search's storage and folder are checked before anything is made -----------------
+
+SEARCH = ["--steps", "2", "--lr", "1e-4,1e-3", "--search", "random", "--trials", "2"]
+
+
+@pytest.mark.parametrize(
+    "storage, said",
+    [
+        ("foo://bar", "unknown database"),
+        ("", "not a database URL"),
+        ("runs/search.db", "not a database URL"),
+        ("sqlite:////nonexistent/x.db", "does not exist"),
+        ("sqlite://", "name a database file"),
+        ("mysql://u@127.0.0.1/db", "is not installed"),
+        ("postgresql+psycopg2://u@127.0.0.1:1/db", "cannot reach the database"),
+    ],
+)
+def test_a_storage_that_cannot_work_is_one_line_before_any_folder(storage, said, h5, tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "s"
+    for extra in (["--dry-run"], []):
+        r = runner.invoke(app, ["sweep", str(h5), *TINY, *SEARCH, "--out", str(out), "--storage", storage, *extra])
+        assert r.exit_code == 2 and said in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.output
+        assert not out.exists() and not (tmp_path / "lvtime-ledger.json").exists()
+
+
+def test_a_journal_lvtime_cannot_read_is_one_line(h5, tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "s"
+    assert runner.invoke(app, ["sweep", str(h5), *TINY, *SEARCH, "--out", str(out), "--print-commands"]).exit_code == 0
+    for garbage in (b"{not json\n", b'{"op_code": 0, "worker_id": "x", "study_name": "s"', b"\xff\xfe\n"):
+        (out / layout.SEARCH_JOURNAL).write_bytes(garbage)
+        r = runner.invoke(app, ["sweep", str(h5), *TINY, *SEARCH, "--out", str(out)])
+        assert r.exit_code == 1 and "cannot be read as the search's record" in r.stderr, r.output
+
+
+@pytest.mark.parametrize(
+    "change, named",
+    [(["--lr", "1e-4,1e-2"], "space lr="), (["--lr", "1e-4,1e-3", "--rank", "2"], "fixed options rank="),
+     (["--lr", "1e-4,1e-3", "--prune", "asha"], "prune")],
+)  # fmt: skip
+def test_a_search_rerun_with_another_space_is_refused_naming_it(change, named, h5, tmp_path):
+    pytest.importorskip("optuna")
+    out = tmp_path / "s"
+    first = ["sweep", str(h5), *TINY, "--steps", "2", "--search", "random", "--trials", "2", "--out", str(out)]
+    assert runner.invoke(app, [*first, "--lr", "1e-4,1e-3", "--print-commands"]).exit_code == 0
+    before = (out / layout.SWEEP).read_text()
+    r = runner.invoke(app, [*first, *change])
+    assert r.exit_code == 2 and named in r.stderr, r.output
+    assert (out / layout.SWEEP).read_text() == before  # the search's record is untouched
+
+
+def test_a_cap_that_fits_no_trial_exits_3_like_a_grid(h5, tmp_path):
+    pytest.importorskip("optuna")
+    tiny = str(tmp_path / "tiny.json")
+    assert runner.invoke(app, ["ledger", "init", "--budget", "1e3", "--ledger", tiny]).exit_code == 0
+    grid = runner.invoke(app, ["sweep", str(h5), *TINY, "--steps", "2", "--lr", "1e-4,1e-3", "--out",
+                               str(tmp_path / "g"), "--ledger", tiny])  # fmt: skip
+    assert grid.exit_code == 3
+    for extra in (["--max-flops", "1e3"], ["--ledger", tiny]):
+        out = tmp_path / f"s{len(extra[1])}"
+        r = runner.invoke(app, ["sweep", str(h5), *TINY, *SEARCH, "--out", str(out), *extra])
+        assert r.exit_code == grid.exit_code and "no trial of the search fits" in r.stderr, r.output
+        assert not out.exists()
