@@ -24,6 +24,8 @@ from lvtime.errors import ModelError, TrainingError, first_error
 from lvtime.run_state import STATE_KEY, RunState
 
 STATE_FILE = "state.pt"
+CONFIG_KEY = "config"
+MAY_CHANGE = ("steps", "out")  # what a resumed run may differ in from its checkpoints
 
 
 def folder(run_dir: Path, step: int) -> Path:
@@ -93,6 +95,7 @@ def save(run_dir: Path, step: int, model, optimizer, scheduler, run_state: RunSt
         "scheduler": scheduler.state_dict(),
         "rng": _rng_state(),
         STATE_KEY: run_state.to_checkpoint(),
+        CONFIG_KEY: cfg.model_dump(mode="json"),  # what the state was made with (resume checks it)
     }
     if not all_finite(lora.adapter_state(model)) or not all_finite(state["optimizer"]):
         raise TrainingError(f"step {step}: weights or optimizer state are not finite; no checkpoint written")
@@ -150,6 +153,21 @@ def _state_problem(state) -> str | None:
         RunState.model_validate(state[STATE_KEY])
     except ValidationError as exc:
         return f"{STATE_KEY}: {first_error(exc)}"
+    return None
+
+
+def config_mismatch(run_dir: Path, step: int, cfg) -> str | None:
+    """How ``cfg`` differs from the config checkpoint ``step`` was made with (None: it
+    does not, or the checkpoint is from before lvtime recorded it)."""
+    import json
+
+    made = read_state(folder(run_dir, step)).get(CONFIG_KEY)
+    if not isinstance(made, dict):
+        return None
+    now = json.loads(json.dumps(cfg.model_dump(mode="json")))  # as the checkpoint stored it
+    for key in sorted(set(made) | set(now)):
+        if key not in MAY_CHANGE and made.get(key) != now.get(key):
+            return f"{key} is {now.get(key)!r} in its config.json but {made.get(key)!r} in checkpoint step-{step}"
     return None
 
 

@@ -298,6 +298,12 @@ class ForecastConfig(BaseModel):
         "physical limit).",
     )
 
+    @model_validator(mode="after")
+    def _check(self) -> ForecastConfig:
+        if self.num_samples > 1 and self.temperature <= 0:  # before any model is loaded or FLOP reserved
+            raise ValueError("--num-samples > 1 needs --temperature > 0 (greedy samples are identical)")
+        return self
+
 
 # --- flags of commands (not part of a run's config) ----------------------------------
 

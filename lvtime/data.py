@@ -170,6 +170,8 @@ def select_series(
         if split not in SPLITS:
             raise UsageError(f"unknown split {split!r} (use one of {', '.join(SPLITS)})")
         idx = split_indices(n, scheme, seed)[split]
+        if idx.size == 0:
+            raise UsageError(f"the {split} split of {n} series is empty; choose --series or another split")
     else:
         idx = np.arange(n)
     return idx[:limit] if limit is not None else idx

@@ -67,6 +67,11 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
             raise ModelError(f"{run_dir}: no checkpoint loads ({found.skipped[0]}); start over with --force")
         resume_step = found.step
         notes = [f"passed over a checkpoint that does not load: {why}" for why in found.skipped]
+        mismatch = checkpoints.config_mismatch(run_dir, resume_step, cfg) if resume_step is not None else None
+        if mismatch:  # a hand-edited config.json would train on against state made otherwise
+            raise UsageError(f"{run_dir}: {mismatch}; restore its config.json, or start over with --force")
+        if resume_step is not None and cfg.steps < resume_step:
+            raise UsageError(f"--steps {cfg.steps}: {run_dir} is already at step {resume_step}; give --steps >= that")
     arch = architecture_for(cfg.model)
     if arch.max_positions and cfg.context > arch.max_positions:  # checked before any window is allocated
         raise UsageError(f"--context {cfg.context}: {arch.name} takes at most {arch.max_positions} tokens")
@@ -74,7 +79,12 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     dataset = load_dataset(cfg.data)
     data = prepare_data(cfg, dataset, tokenizer)
     data.forecast = forecast_eval.select(cfg, dataset, tokenizer)
-    estimate = run_estimate(cfg, arch, data, resume_step or 0)
+    if data.forecast:  # the in-training forecasts' prompts and answers must fit the model too
+        from lvtime.generation import check_fits
+
+        fs = data.forecast
+        check_fits(arch, fs.history, fs.horizon, cfg.decimals, 2, fs.prompt_lens)
+    estimate = run_estimate(cfg, arch, data, resume_step)
     estimate["step_flops"] = step_flops(cfg, arch)
     estimate["eval_pass_flops"] = eval_flops(cfg, arch, len(data.val))
     return Plan(cfg, arch, data.describe(), estimate, resume_step, ledger.read().totals(), notes), data

@@ -49,7 +49,7 @@ def resolve_scale(s: ForecastConfig) -> str:
 def plan(s: ForecastConfig, ledger: Ledger) -> dict:
     """Series, prompt lengths and the upper-bound cost, without loading weights."""
     from lvtime import data as lvdata
-    from lvtime.generation import estimate, prompts_for
+    from lvtime.generation import check_fits, estimate, prompts_for
     from lvtime.models import architecture_for, tokenizer_for
 
     ds = lvdata.load_dataset(s.data)
@@ -61,8 +61,10 @@ def plan(s: ForecastConfig, ledger: Ledger) -> dict:
     model = resolve_model(s)
     scale = resolve_scale(s)
     arch = architecture_for(model)
+    check_fits(arch, s.history, s.horizon, s.decimals, s.int_digits)
     tokenizer = tokenizer_for(model)
     prompts, _ = prompts_for(ds.trajectories[idx, : s.history], tokenizer, s.decimals, scale)
+    check_fits(arch, s.history, s.horizon, s.decimals, s.int_digits, [len(p) for p in prompts])
     cost = estimate(
         arch, [len(p) for p in prompts], s.horizon, s.decimals, s.int_digits, s.batch_size, s.num_samples, s.convention
     )
@@ -128,10 +130,11 @@ def _run(s: ForecastConfig, out, ledger: Ledger, allow_over_budget, on_batch, ki
                 folders.replace(out, kind, _inputs(s))
             else:
                 folders.create(out, kind)
+        loaded = _load(s, p["model"])  # a model or adapter that does not load has cost nothing
         # A run that stops mid-generation is charged its whole estimate: the ledger may
         # over-count, never under-count.
         reservation.spent = p["estimate"]
-        result = _forecast(s, p["model"], traj, idx, on_batch)
+        result = _forecast(s, loaded, traj, idx, on_batch)
         reservation.spent = result.flops
         scores = metrics.score(result.forecast, truth, history, refs, result.samples)
         report = {
@@ -151,16 +154,22 @@ def _run(s: ForecastConfig, out, ledger: Ledger, allow_over_budget, on_batch, ki
     return report
 
 
-def _forecast(s: ForecastConfig, model: str, traj: np.ndarray, idx: np.ndarray, on_batch):
-    """Load the model (with the adapter merged) and forecast the selected series."""
+def _load(s: ForecastConfig, model: str):
+    """The model, with the adapter merged (generation then runs at base-model speed)."""
     from lvtime import lora
-    from lvtime.generation import forecast
     from lvtime.models import load_model
 
     loaded = load_model(model, s.device, s.dtype)
     if s.adapter:
         lora.load_adapter(loaded.model, s.adapter)
         lora.merge(loaded.model)
+    return loaded
+
+
+def _forecast(s: ForecastConfig, loaded, traj: np.ndarray, idx: np.ndarray, on_batch):
+    """Forecast the selected series."""
+    from lvtime.generation import forecast
+
     sampling = dict(num_samples=s.num_samples, temperature=s.temperature, top_p=s.top_p, seed=s.seed)
     return forecast(
         loaded.model, loaded.tokenizer, loaded.architecture, traj, idx, s.history, s.horizon, s.decimals,

@@ -45,6 +45,26 @@ def max_new_tokens(horizon: int, decimals: int, int_digits: int) -> int:
     return horizon * 2 * number + (2 * horizon - 1)
 
 
+MIN_TOKENS_PER_STEP = 4  # "d,d;": a step is never shorter, whatever the tokenizer
+
+
+def check_fits(arch, history: int, horizon: int, decimals: int, int_digits: int, prompt_lens=None) -> None:
+    """Refuse (one line, before any weight is loaded) a forecast whose prompt and answer
+    exceed the model's positions: from the steps alone before tokenizing (a huge
+    ``--history`` is not even written out), exactly once the prompts are known."""
+    limit = arch.max_positions
+    if not limit:
+        return
+    answer = max_new_tokens(horizon, decimals, int_digits)
+    longest = max(prompt_lens) if prompt_lens else history * MIN_TOKENS_PER_STEP
+    if longest + answer > limit:
+        exact = "" if prompt_lens else "at least "
+        raise UsageError(
+            f"--history {history} and --horizon {horizon} need {exact}{longest + answer} tokens "
+            f"({longest} of prompt, {answer} of answer); {arch.name} takes at most {limit}"
+        )
+
+
 @dataclass
 class Vocabulary:
     """Token ids of the LLMTIME alphabet in column order, plus end-of-text."""

@@ -17,6 +17,7 @@ raises on model output and reports what it dropped.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -117,7 +118,7 @@ def encode(
     if decimals < 0:
         raise ValueError("decimals must be >= 0")
     a = compute_alpha(arr, scale) if alpha is None else _checked_alpha(alpha)
-    return format_steps(arr / a, decimals), (float(a) if np.ndim(a) == 0 else a)
+    return format_steps(_scaled(arr, a), decimals), (float(a) if np.ndim(a) == 0 else a)
 
 
 def encode_batch(
@@ -135,8 +136,20 @@ def encode_batch(
         raise ValueError(f"expected series of shape (N, T, 2), got {arr.shape}")
     shape = arr.shape[:1] if scale == "series" else (arr.shape[0], N_VARIABLES)
     a = compute_alpha(arr, scale) if alphas is None else np.broadcast_to(np.asarray(alphas, np.float64), shape)
-    scaled = arr / per_species(a)[:, None, :]
+    scaled = _scaled(arr, per_species(a)[:, None, :])
     return [format_steps(s, decimals) for s in scaled], np.array(a, dtype=np.float64)
+
+
+def _scaled(values: np.ndarray, alpha) -> np.ndarray:
+    """``values / alpha``, refused in one line when that overflows (a tiny alpha)."""
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        out = values / alpha
+    if not np.isfinite(out).all():
+        from lvtime.errors import UsageError
+
+        small = float(np.min(alpha))
+        raise UsageError(f"alpha {small:.3g}: the scaled values overflow (not finite); use a larger alpha")
+    return out
 
 
 @dataclass
@@ -206,16 +219,19 @@ def decode(text: str, alpha=1.0, decimals: int | None = DEFAULT_DECIMALS) -> Dec
     steps: list[int] = []
     dropped: list[Dropped] = []
     parts = body.split(STEP_SEP) if body else []
+    scale = np.broadcast_to(np.asarray(alpha, dtype=np.float64), (N_VARIABLES,))
     for i, part in enumerate(parts):
         reason = _step_problem(part.strip(), decimals)
+        a, b = (float(x) for x in part.strip().split(VALUE_SEP)) if reason is None else (0.0, 0.0)
+        if reason is None and not all(math.isfinite(v * s) for v, s in zip((a, b), scale.tolist(), strict=True)):
+            reason = "overflows a float (too many digits, or too large an alpha)"
         if reason:
             dropped.append(Dropped(i, part, reason))
             continue
-        a, b = part.strip().split(VALUE_SEP)
-        values.append((float(a), float(b)))
+        values.append((a, b))
         steps.append(i)
     return Decoded(
-        values=np.array(values, dtype=np.float64).reshape(-1, N_VARIABLES) * np.asarray(alpha, dtype=np.float64),
+        values=np.array(values, dtype=np.float64).reshape(-1, N_VARIABLES) * scale,
         steps=np.array(steps, dtype=np.int64),
         dropped=dropped,
         n_steps=len(parts),

@@ -122,5 +122,8 @@ def score(
 
 def ranking(agg: dict) -> float:
     """The one score that ranks forecasts: median MASE over series, averaged over prey
-    and predator (lower is better)."""
-    return float(np.mean([agg[sp]["mase"]["median"] for sp in SPECIES]))
+    and predator (lower is better); a species whose MASE is undefined (its history is
+    constant) is left out, so the score is NaN only when both are."""
+    values = [agg[sp]["mase"]["median"] for sp in SPECIES]
+    finite = [v for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")

@@ -1,12 +1,39 @@
-"""Figures (the optional ``plot`` extra). Every function returns None without matplotlib."""
+"""Figures (the optional ``plot`` extra). Every function returns None without matplotlib.
+
+A figure never fails a run: each public function is :func:`never_fails`, so a figure
+that cannot be drawn (a constant series, a value matplotlib refuses, a full disk) is a
+warning on stderr, and the run it illustrates keeps its status.
+"""
 
 from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from lvtime import layout, reference_table
+
+T = TypeVar("T")
+
+
+def never_fails(draw: Callable[..., T]) -> Callable[..., T | None]:
+    @functools.wraps(draw)
+    def guarded(*args, **kwargs):
+        try:
+            return draw(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - any failure of a figure: said, never raised
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
+            print(f"lvtime: warning: figure not drawn by {draw.__name__} ({reason})", file=sys.stderr)
+            plt = _pyplot()
+            if plt is not None:
+                plt.close("all")
+            return None
+
+    return guarded
 
 
 def _pyplot():
@@ -20,6 +47,7 @@ def _pyplot():
     return plt
 
 
+@never_fails
 def loss_curve(run_dir: Path) -> Path | None:
     """``loss.png``: training and validation loss per step and, with ``--forecast-every``,
     the forecast score against FLOPs beside the references on the same series."""
@@ -57,6 +85,7 @@ def _forecast_scores(ax, rows: list[dict]) -> None:
     ax.legend(fontsize=8)
 
 
+@never_fails
 def forecast_figure(
     path: Path,
     series: int,
@@ -94,6 +123,7 @@ def forecast_figure(
     return path
 
 
+@never_fails
 def summary_figure(path: Path, scores: dict[str, np.ndarray], metric: str = "mae") -> Path | None:
     """Per-series ``metric`` of the model and the reference forecasts, as box plots."""
     plt = _pyplot()
@@ -111,6 +141,7 @@ def summary_figure(path: Path, scores: dict[str, np.ndarray], metric: str = "mae
     return path
 
 
+@never_fails
 def sweep_figures(sweep_dir: Path, rows: list[dict], keys: list[str]) -> list[Path]:
     """``heatmap.png`` (rank x lr validation loss, when both are swept),
     ``curves.png`` (validation loss of every run against steps) and, for a sweep

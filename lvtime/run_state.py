@@ -10,6 +10,8 @@ checkpoints made now resume with older lvtime. No torch.
 
 from __future__ import annotations
 
+import math
+
 from pydantic import BaseModel, ConfigDict, Field
 
 STATE_KEY = "history"  # the record's key in state.pt (kept: old checkpoints)
@@ -38,9 +40,11 @@ class RunState(BaseModel):
         return self.model_dump(by_alias=True)
 
     def note_forecast(self, step: int, score: float) -> bool:
-        """Record an evaluation's score; True when it is the best so far."""
+        """Record an evaluation's score; True when it is the best so far (a NaN score is
+        never better than a number)."""
         self.forecast_scores = {**self.forecast_scores, str(step): score}
-        if self.best is None or score < self.best.score:
+        unscored = self.best is None or math.isnan(self.best.score)
+        if (unscored and not math.isnan(score)) or self.best is None or score < self.best.score:
             self.best, self.evals_since_best = BestForecast(step=step, score=score, flops=self.flops_total), 0
             return True
         self.evals_since_best += 1

@@ -51,14 +51,25 @@ def eval_flops(cfg: FinetuneConfig, arch: Architecture, val_windows: int) -> flo
     return sum_flops(fwd)
 
 
-def run_estimate(cfg: FinetuneConfig, arch: Architecture, data: TrainingData, from_step: int = 0) -> dict:
-    """FLOPs of the steps still to run and the validation passes and forecast
-    evaluations (each at its upper bound) they include."""
+def unit_costs(cfg: FinetuneConfig, arch: Architecture, data: TrainingData) -> tuple[float, float, float]:
+    """FLOPs of one training step, one validation pass and one forecast evaluation."""
+    fs = data.forecast
+    per_forecast = forecast_eval.estimate(cfg, arch, fs) if fs else 0.0
+    return step_flops(cfg, arch), eval_flops(cfg, arch, len(data.val)), per_forecast
+
+
+def run_estimate(cfg: FinetuneConfig, arch: Architecture, data: TrainingData, from_step: int | None = None) -> dict:
+    """FLOPs of the steps still to run from checkpoint ``from_step`` (None: a new run) and
+    the validation passes and forecast evaluations (each at its upper bound) they include.
+    A checkpoint holds every evaluation of its step (even one at step 0: a run stopped
+    during step 0's evaluations saves it after them), so those are not counted again; a run
+    resumed at its last step gets that step's evaluations if it lacks them (counted)."""
+    start = from_step or 0
 
     def left(steps: list[int]) -> int:
-        return len([s for s in steps if s > from_step or s == from_step == 0])
+        return len([s for s in steps if s > start or (from_step is None and s == 0) or s == start == cfg.steps > 0])
 
-    train = (cfg.steps - from_step) * step_flops(cfg, arch)
+    train = (cfg.steps - start) * step_flops(cfg, arch)
     evaluation = left(cfg.eval_steps) * eval_flops(cfg, arch, len(data.val))
     n_forecasts = left(cfg.forecast_steps) if data.forecast else 0
     forecast = n_forecasts * forecast_eval.estimate(cfg, arch, data.forecast) if n_forecasts else 0.0
@@ -291,6 +302,22 @@ class _Books:
             where = f"the last good state is in {checkpoints.folder(self.run_dir, good)}"
         raise TrainingError(f"{what}; {where} (try a lower --lr)")
 
+    def record_forecast(self, step: int, r: dict, model, fs) -> None:
+        """An evaluation's cost, score (``best/`` when it is the best) and row."""
+        self.spend(r["flops"])
+        if self.state.note_forecast(step, r["score"]):
+            self.save_best(model)
+        row = {"step": step, "forecast_score": r["score"], **{sp: r[sp] for sp in ("prey", "predator")}}
+        row.update(forecast_flops=r["flops"], parse_failures=r["parse_failures"], flops=self.state.flops_total)
+        if step == 0:  # the references on the same series, once: the plot's and report's lines
+            row.update(forecast_eval.reference_rows(fs))
+        self.log(row)
+
+    def record_validation(self, step: int, val: float, flops: float) -> None:
+        self.spend(flops)
+        self.state.val_losses = {**self.state.val_losses, str(step): val}
+        self.log({"step": step, "val_loss": val, "val_ppl": math.exp(min(val, 50))})
+
     def save_best(self, model) -> None:
         """``best/``: the adapter of the best forecast score so far, replaced whole."""
         best = layout.best_adapter(self.run_dir)
@@ -389,20 +416,28 @@ class _Run:
         self.stepper = _Stepper(cfg, model, self.loss_head, self.data, self.dist, self.amp)
         if resume_step is not None:
             self.start = self.books.resume(resume_step, model, self.stepper.optimizer, self.stepper.scheduler)
-        self.per_step = step_flops(cfg, self.loaded.architecture)
-        self.per_eval = eval_flops(cfg, self.loaded.architecture, len(self.data.val))
-        fs = self.data.forecast
-        self.per_forecast = forecast_eval.estimate(cfg, self.loaded.architecture, fs) if fs else 0.0
+        self.per_step, self.per_eval, self.per_forecast = unit_costs(cfg, self.loaded.architecture, self.data)
         self.result.steps_done, self.result.tokens = self.start, self.books.state.tokens_total
 
     def fit(self, on_progress: Callable[[Progress], None] | None) -> None:
         """Steps from ``start`` to ``cfg.steps``: validate, forecast and checkpoint on
-        schedule; stop when signalled, or early when forecasts stopped improving."""
+        schedule; stop when signalled (even during step 0's evaluations, which are then
+        kept and never charged twice), or early when forecasts stopped improving."""
         cfg = self.cfg
         self.model.train()
-        self.at_start(on_progress)
         save_every = cfg.save_every or cfg.eval_every
         with signals.StopFlag() as stop:
+            if self.start == 0 and "0" not in self.books.state.val_losses:
+                val0, score0 = self.evaluate_due(0)
+                if on_progress:
+                    flops = self.books.state.flops_total
+                    on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, flops, val0, score0))
+            elif self.start == cfg.steps:  # resumed at its last step (--steps equal to the checkpoint's)
+                self.evaluate_due(cfg.steps)
+                self.checkpoint(cfg.steps)
+            if self.dist.any(stop.raised):  # during step 0's evaluations: keep them, charged once
+                self.checkpoint(self.start)
+                self.stop(self.start)
             for step in range(self.start, cfg.steps):
                 mean_loss, lr_now, tps = self.step(step)
                 done = step + 1
@@ -422,22 +457,23 @@ class _Run:
                     self.result.stopped_early = True
                     return
                 if stopping:
-                    self.result.wall_s = time.perf_counter() - self.t0
-                    stopped = f"stopped after step {done} of {cfg.steps}; checkpoint saved. "
-                    raise Interrupted(stopped + self.books.resume_hint())
+                    self.stop(done)
 
-    def at_start(self, on_progress) -> None:
-        """Step 0's validation and forecast (once: a run resumed at 0 does not repeat them)."""
+    def stop(self, done: int) -> None:
+        """Raise :class:`Interrupted` (the checkpoint saved) with the resume command."""
+        self.result.wall_s = time.perf_counter() - self.t0
+        stopped = f"stopped after step {done} of {self.cfg.steps}; checkpoint saved. "
+        raise Interrupted(stopped + self.books.resume_hint())
+
+    def evaluate_due(self, step: int) -> tuple[float | None, float | None]:
+        """Step ``step``'s validation and forecast where due and not logged yet (step 0,
+        once; the last step of a run resumed there); (validation loss, forecast score)."""
         cfg, state = self.cfg, self.books.state
-        if self.start != 0 or "0" in state.val_losses:
-            return
-        val0 = self.validate(0)
-        score0 = None
-        if 0 in cfg.forecast_steps and "0" not in state.forecast_scores:
-            self.forecast(0)  # never an early stop: nothing to compare with yet
-            score0 = self.last_score
-        if on_progress:
-            on_progress(Progress(0, cfg.steps, float("nan"), cfg.lr, 0.0, state.flops_total, val0, score0))
+        val = self.validate(step) if str(step) not in state.val_losses else None
+        due = step in cfg.forecast_steps and str(step) not in state.forecast_scores
+        if due:
+            self.forecast(step)  # never an early stop here: at 0 there is nothing to compare with
+        return val, self.last_score if due else None
 
     def forecast(self, step: int) -> bool:
         """Forecast the validation series with the adapter as it is (rank 0), log the
@@ -451,15 +487,8 @@ class _Run:
                     self.model, self.loaded.tokenizer, self.loaded.architecture, cfg, self.data.forecast
                 )
             self.model.train()
-            books.spend(r["flops"])
             self.last_score = r["score"]
-            if books.state.note_forecast(step, r["score"]):
-                books.save_best(self.model)
-            row = {"step": step, "forecast_score": r["score"], **{sp: r[sp] for sp in ("prey", "predator")}}
-            row.update(forecast_flops=r["flops"], parse_failures=r["parse_failures"], flops=books.state.flops_total)
-            if step == 0:  # the references on the same series, once: the plot's and report's lines
-                row.update(forecast_eval.reference_rows(self.data.forecast))
-            books.log(row)
+            books.record_forecast(step, r, self.model, self.data.forecast)
         return self.dist.any(bool(cfg.early_stop) and books.state.evals_since_best >= cfg.early_stop)
 
     def amp(self):
@@ -491,9 +520,7 @@ class _Run:
         self.model.eval()
         val = validation_loss(self.loss_head, self.data.val, self.cfg.micro_batch, self.device, self.dtype, self.dist)
         self.model.train()
-        self.books.spend(self.per_eval)
-        self.books.state.val_losses = {**self.books.state.val_losses, str(step): val}
-        self.books.log({"step": step, "val_loss": val, "val_ppl": math.exp(min(val, 50))})
+        self.books.record_validation(step, val, self.per_eval)
         return val
 
     def checkpoint(self, step: int, stop_if_bad: bool = True) -> None:

@@ -299,3 +299,185 @@ def test_a_cap_that_fits_no_trial_exits_3_like_a_grid(h5, tmp_path):
         r = runner.invoke(app, ["sweep", str(h5), *TINY, *SEARCH, "--out", str(out), *extra])
         assert r.exit_code == grid.exit_code and "no trial of the search fits" in r.stderr, r.output
         assert not out.exists()
+
+
+# --- 6. nothing refused or not done is charged; an interrupted evaluation is charged once -
+
+
+def _entries(ledger: Path) -> list[dict]:
+    return json.loads(ledger.read_text())["entries"] if ledger.exists() else []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [["--num-samples", "1000"], ["--num-samples", "2", "--temperature", "0"], ["--history", "100000"]],
+)
+def test_a_forecast_refused_for_its_options_reserves_nothing(bad, small_h5, tmp_path):
+    ledger = tmp_path / "l.json"
+    r = runner.invoke(app, ["baseline", str(small_h5), "--model", "tiny-qwen2", "--limit", "2", "--ledger", str(ledger),
+                            *bad])  # fmt: skip
+    assert r.exit_code == 2, r.output
+    assert _entries(ledger) == []
+
+
+def test_an_adapter_that_does_not_load_is_not_charged(h5, tmp_path):
+    from tiny import finetune_cfg
+
+    from lvtime.finetune_run import finetune
+
+    run = tmp_path / "r"
+    finetune(finetune_cfg(h5, run, steps=1))
+    config = run / "final" / "adapter_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "r": 3}))  # its tensors are rank 4
+    ledger = tmp_path / "l.json"
+    r = runner.invoke(app, ["forecast", str(h5), "--adapter", str(run / "final"), "--history", "5", "--horizon", "3",
+                            "--limit", "2", "--ledger", str(ledger), "--quiet"])  # fmt: skip
+    assert r.exit_code == 1, r.output
+    (entry,) = _entries(ledger)
+    assert entry["status"] == "failed" and entry["spent_flops"] == 0.0
+
+
+def test_a_stop_during_step_0s_evaluation_is_charged_once(small_h5, tmp_path, monkeypatch):
+    import signal
+
+    from tiny import finetune_cfg
+
+    from lvtime import forecast_eval
+    from lvtime.errors import Interrupted
+    from lvtime.finetune_run import finetune
+    from lvtime.ledger import Ledger
+
+    options = dict(steps=2, forecast_every=1, forecast_series=2, history=10)
+    finetune(finetune_cfg(small_h5, tmp_path / "whole", **options))
+    whole = sum(e.counted for e in Ledger().read().entries)
+    evaluate = forecast_eval.evaluate
+
+    def signalled(*args, **kwargs):  # SIGTERM arrives while step 0's forecast runs
+        os.kill(os.getpid(), signal.SIGTERM)
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(forecast_eval, "evaluate", signalled)
+    out = tmp_path / "stopped"
+    with pytest.raises(Interrupted, match="after step 0"):
+        finetune(finetune_cfg(small_h5, out, **options))
+    monkeypatch.setattr(forecast_eval, "evaluate", evaluate)
+    finetune(finetune_cfg(small_h5, out, **options), resume=True)
+    entries = [e for e in Ledger().read().entries if str(out) in e.outputs[0]]
+    assert [e.status for e in entries] == ["interrupted", "completed"]
+    assert sum(e.counted for e in entries) == pytest.approx(whole, rel=1e-12)  # not a FLOP twice
+    rows = layout.read_metrics(out)
+    assert [r["step"] for r in rows if "forecast_score" in r] == [0, 1, 2]
+
+
+# --- 7. resume: the original command is accepted, a change is named, the run ends whole ---
+
+
+def test_resume_accepts_the_original_command_and_names_a_change(h5, tmp_path):
+    out = tmp_path / "r"
+    first = ["finetune", str(h5), *TINY, "--steps", "1", "--rank", "2", "--out", str(out)]
+    assert runner.invoke(app, first).exit_code == 0
+    again = runner.invoke(app, [*first[:-2], "--resume", str(out), "--steps", "2"])
+    assert again.exit_code == 0, again.output  # data, model, rank as recorded: accepted
+    for flag, value, said in (("--rank", "4", "--rank is 2, not 4"), ("--context", "64", "--context is 32, not 64")):
+        r = runner.invoke(app, ["finetune", str(h5), "--resume", str(out), flag, value, "--steps", "3"])
+        assert r.exit_code == 2 and said in r.stderr, r.output
+    other = tmp_path / "other.h5"
+    other.write_bytes(h5.read_bytes())
+    r = runner.invoke(app, ["finetune", str(other), "--resume", str(out), "--steps", "3"])
+    assert r.exit_code == 2 and "other.h5" in r.stderr
+
+
+@pytest.mark.parametrize("key, value", [("scale", "species"), ("context", 64), ("lr", 0.5)])
+def test_a_hand_edited_config_does_not_resume_against_checkpoints_made_otherwise(key, value, h5, tmp_path):
+    out = tmp_path / "r"
+    assert runner.invoke(app, ["finetune", str(h5), *TINY, "--steps", "1", "--out", str(out)]).exit_code == 0
+    doc = json.loads((out / layout.CONFIG).read_text())
+    doc["config"][key] = value
+    (out / layout.CONFIG).write_text(json.dumps(doc))
+    r = runner.invoke(app, ["finetune", "--resume", str(out), "--steps", "2"])
+    assert r.exit_code == 2 and f"{key} is" in r.stderr and "checkpoint step-1" in r.stderr, r.output
+
+
+def test_resume_steps_below_or_at_the_checkpoint(h5, tmp_path):
+    from lvtime.run_state import RunState
+
+    out = tmp_path / "r"
+    runner.invoke(app, ["finetune", str(h5), *TINY, "--steps", "4", "--eval-every", "4", "--out", str(out)])
+    (out / layout.SUMMARY).unlink()  # as if stopped after step 4's checkpoint was written, before the end
+    r = runner.invoke(app, ["finetune", "--resume", str(out), "--steps", "2"])
+    assert r.exit_code == 2 and "already at step 4" in r.stderr, r.output
+    import shutil
+
+    from lvtime import checkpoints
+
+    shutil.rmtree(checkpoints.folder(out, 4))  # keep step 2's checkpoint only (taken at --save-every 2)
+    r = runner.invoke(app, ["finetune", str(h5), *TINY, "--steps", "2", "--save-every", "1", "--out", str(out),
+                            "--force"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    (out / layout.SUMMARY).unlink()
+    state = checkpoints.read_state(checkpoints.folder(out, 2))
+    history = RunState.model_validate(state["history"])
+    history.val_losses = {k: v for k, v in history.val_losses.items() if k != "2"}  # stopped before its validation
+    state["history"] = history.to_checkpoint()
+    import torch
+
+    torch.save(state, checkpoints.folder(out, 2) / checkpoints.STATE_FILE)
+    r = runner.invoke(app, ["finetune", "--resume", str(out), "--steps", "2"])
+    assert r.exit_code == 0, r.output
+    assert 2 in {row["step"] for row in layout.read_metrics(out) if "val_loss" in row}
+    assert layout.read_summary(out).val_loss_after is not None
+
+
+# --- 8. numbers and lengths at the edges ----------------------------------------------------
+
+
+def test_numbers_that_overflow_are_refused_or_dropped_and_json_stays_json(tmp_path):
+    def strict(text):
+        return json.loads(text, parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+
+    for alpha in ("1e308", "1e300"):
+        r = runner.invoke(app, ["decode", "1.00,2.00;3.00,4.00", "--alpha", alpha, "--json"])
+        assert r.exit_code == 0
+        doc = strict(r.stdout)
+        assert all(v is None or abs(v) < float("inf") for v in doc["prey"] + doc["predator"])
+    r = runner.invoke(app, ["decode", "1" + "9" * 400 + ".00,2.00;1.00,2.00", "--json"])
+    assert strict(r.stdout)["steps"] == [1] and "overflows" in strict(r.stdout)["dropped"][0]["reason"]
+    for alpha in ("1e-320", "5e-324"):
+        r = runner.invoke(app, ["encode", "--prey", "1,2", "--predator", "1,2", "--alpha", alpha])
+        assert r.exit_code == 2 and "overflow" in r.stderr, r.output
+
+
+def test_an_empty_split_and_a_prompt_longer_than_the_model_are_one_line(tmp_path):
+    from lvtime import data
+
+    one, long = tmp_path / "one.h5", tmp_path / "long.h5"
+    data.save_dataset(one, data.simulate(n=1, points=20, seed=1))
+    data.save_dataset(long, data.simulate(n=2, points=3000, seed=1))
+    for args in (["encode", str(one), "--split", "val"], ["encode", str(one), "--split", "test", "--json"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2 and "split of 1 series is empty" in r.stderr, r.output
+    for history in ("2000", "400"):  # 2000: refused before tokenizing; 400: once the prompt is known
+        r = runner.invoke(app, ["baseline", str(long), "--model", "tiny-qwen2", "--series", "0", "--history", history,
+                                "--horizon", "40", "--dry-run"])  # fmt: skip
+        assert r.exit_code == 2 and "takes at most 4096" in r.stderr, r.output
+
+
+# --- 9. a figure never fails a run --------------------------------------------------------
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_warning_and_the_run_completes(h5, tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    def broken(*args, **kwargs):
+        raise ValueError("cannot draw this")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", broken)
+    ledger = tmp_path / "l.json"
+    r = runner.invoke(app, ["finetune", str(h5), *TINY, "--steps", "1", "--out", str(tmp_path / "r"), "--ledger",
+                            str(ledger)])  # fmt: skip
+    assert r.exit_code == 0 and "figure not drawn" in r.stderr, r.output
+    assert [e["status"] for e in _entries(ledger)] == ["completed"]
+    baseline = ["baseline", str(h5), "--model", "tiny-qwen2", "--history", "5", "--horizon", "3", "--limit", "2"]
+    r = runner.invoke(app, [*baseline, "--out", str(tmp_path / "b"), "--ledger", str(ledger), "--quiet"])
+    assert r.exit_code == 0 and [e["status"] for e in _entries(ledger)] == ["completed", "completed"], r.output

@@ -78,12 +78,25 @@ def _config(given: options.Given, resume: str | None):
 
     if resume is None:
         return given.build(FinetuneConfig)
-    changed = sorted(set(given.of(FinetuneConfig)) - {"steps"})
-    if changed:
-        flag = options.flags(changed[0], FinetuneConfig.model_fields[changed[0]])[0]
-        raise UsageError(f"--resume continues {resume} as configured; only --steps may change, not {flag}")
     cfg = layout.read_config(Path(resume))
-    return options.build(FinetuneConfig, **{**cfg.model_dump(), **given.of(FinetuneConfig), "out": resume})
+    typed = given.of(FinetuneConfig)
+    if "out" in typed and os.path.realpath(typed["out"]) != os.path.realpath(resume):
+        raise UsageError(f"--resume {resume} continues that folder; drop --out {typed['out']}")
+    asked = options.build(FinetuneConfig, **{**cfg.model_dump(), **typed, "out": resume})
+    # the run's original command with --resume added is fine: values equal to the recorded ones
+    for name in sorted(set(typed) - {"steps", "out"}):
+        before, now = getattr(cfg, name), getattr(asked, name)
+        if before != now and not (name == "data" and os.path.realpath(before) == os.path.realpath(now)):
+            flag = options.flags(name, FinetuneConfig.model_fields[name])[0]
+            raise UsageError(
+                f"--resume continues {resume} as configured: its {flag} is {_shown(before)}, "
+                f"not {_shown(now)} (only --steps may change)"
+            )
+    return asked
+
+
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def _print_summary(summary, cfg, budget: float) -> None:

@@ -60,8 +60,22 @@ def _default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with NaN and infinities as None: they are not JSON, and scripts parse this."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    if hasattr(obj, "tolist") or hasattr(obj, "model_dump"):
+        return _finite(_default(obj))
+    return obj
+
+
 def to_json(obj: Any, indent: int | None = 2) -> str:
-    return json.dumps(obj, default=_default, indent=indent)
+    """Strict JSON (never NaN or Infinity) of ``obj``."""
+    return json.dumps(_finite(obj), default=_default, indent=indent, allow_nan=False)
 
 
 def print_json(obj: Any, indent: int | None = 2) -> None:
