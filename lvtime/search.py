@@ -20,6 +20,7 @@ import os
 import shutil
 import socket
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -177,9 +178,24 @@ def open_study(spec: SweepConfig):
     name = f"lvtime:{Path(spec.out).resolve()}"
     with storage_errors(spec, opening=True):
         storage = spec.storage or _journal(spec)
-        return optuna.create_study(
-            storage=storage, sampler=sampler, pruner=pruner, study_name=name, load_if_exists=True
-        )
+        for attempt in range(3):
+            try:
+                return optuna.create_study(
+                    storage=storage, sampler=sampler, pruner=pruner, study_name=name, load_if_exists=True
+                )
+            except _lost_race() as exc:  # two workers creating a new database's tables at once
+                if attempt == 2:
+                    raise exc
+                time.sleep(0.5 + attempt)
+
+
+def _lost_race():
+    """What creating the study raises when another worker creates the same tables at once
+    (Optuna may wrap the database's error in its own)."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return (SQLAlchemyError, StorageInternalError)
 
 
 def _journal(spec: SweepConfig):

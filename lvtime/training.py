@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from lvtime import checkpoints, forecast_eval, layout, llmtime, lora, signals
+from lvtime import checkpoints, forecast_eval, layout, llmtime, lora, signals, step0
 from lvtime.config import FinetuneConfig
 from lvtime.distributed import Dist
 from lvtime.errors import Interrupted, TrainingError
@@ -302,15 +302,15 @@ class _Books:
             where = f"the last good state is in {checkpoints.folder(self.run_dir, good)}"
         raise TrainingError(f"{what}; {where} (try a lower --lr)")
 
-    def record_forecast(self, step: int, r: dict, model, fs) -> None:
-        """An evaluation's cost, score (``best/`` when it is the best) and row."""
+    def record_forecast(self, step: int, r: dict, model) -> None:
+        """An evaluation's cost, score (``best/`` when it is the best) and row (with the
+        references' scores at step 0: the plot's and report's lines)."""
         self.spend(r["flops"])
         if self.state.note_forecast(step, r["score"]):
             self.save_best(model)
         row = {"step": step, "forecast_score": r["score"], **{sp: r[sp] for sp in ("prey", "predator")}}
         row.update(forecast_flops=r["flops"], parse_failures=r["parse_failures"], flops=self.state.flops_total)
-        if step == 0:  # the references on the same series, once: the plot's and report's lines
-            row.update(forecast_eval.reference_rows(fs))
+        row.update({k: r[k] for k in ("references", "reference_species", "reused") if k in r})
         self.log(row)
 
     def record_validation(self, step: int, val: float, flops: float) -> None:
@@ -390,6 +390,31 @@ class _Stepper:
         return loss_total / max(global_targets, 1)
 
 
+class _Evaluation:
+    """A run's in-training forecasts: the adapter as it is, on the validation series. Step
+    0's (the adapter is all zeros: the base model's forecasts) is shared by the runs of a
+    sweep with the same settings (:mod:`lvtime.step0`): computed and charged once."""
+
+    def __init__(self, run: _Run):
+        self.run = run
+        fs, loaded = run.data.forecast, run.loaded
+        self.shared = step0.cache_dir(run.run_dir) if fs is not None else None
+        self.key = step0.key(run.cfg, fs, run.cfg.model, loaded.dtype, loaded.device) if self.shared else ""
+
+    def __call__(self, step: int) -> dict:
+        run, fs = self.run, self.run.data.forecast
+        if step == 0 and (done := step0.load(self.shared, self.key)):
+            return {**done, "flops": 0.0, "reused": True}
+        run.model.eval()
+        with run.amp():
+            r = forecast_eval.evaluate(run.model, run.loaded.tokenizer, run.loaded.architecture, run.cfg, fs)
+        run.model.train()
+        if step == 0:  # the references on the same series, once
+            r.update(forecast_eval.reference_rows(fs))
+            step0.store(self.shared, self.key, r)
+        return r
+
+
 class _Run:
     """One invocation of a training run: setup -> fit (steps, validation, forecasts,
     checkpoints) -> finish. What it spends and keeps goes through its :class:`_Books`."""
@@ -413,6 +438,7 @@ class _Run:
         if cfg.compile:
             model.model.compile()  # in place: parameter names (and adapter keys) are unchanged
         self.loss_head = LossHead(model, numeric_ids(cfg, self.loaded.tokenizer, self.data))
+        self.evaluation = _Evaluation(self)
         self.stepper = _Stepper(cfg, model, self.loss_head, self.data, self.dist, self.amp)
         if resume_step is not None:
             self.start = self.books.resume(resume_step, model, self.stepper.optimizer, self.stepper.scheduler)
@@ -481,14 +507,9 @@ class _Run:
         cfg, books = self.cfg, self.books
         if self.dist.main:
             self.result.in_flight = self.per_forecast
-            self.model.eval()
-            with self.amp():
-                r = forecast_eval.evaluate(
-                    self.model, self.loaded.tokenizer, self.loaded.architecture, cfg, self.data.forecast
-                )
-            self.model.train()
+            r = self.evaluation(step)
             self.last_score = r["score"]
-            books.record_forecast(step, r, self.model, self.data.forecast)
+            books.record_forecast(step, r, self.model)
         return self.dist.any(bool(cfg.early_stop) and books.state.evals_since_best >= cfg.early_stop)
 
     def amp(self):

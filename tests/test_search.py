@@ -147,8 +147,7 @@ def test_a_killed_worker_leaves_nothing_stuck_and_a_rerun_completes_the_search(s
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert any(e.status == "running" for e in Ledger().read().entries)  # the dead worker's reservation
-    rerun = [*_sweep_args(small_h5, out, 2), "--quiet"]
-    r = runner.invoke(app, rerun)
+    r = runner.invoke(app, [*args[3:], "--quiet"])  # the same search again (another would be refused)
     assert r.exit_code == 0, r.output
     assert not any(e.status == "running" for e in Ledger().read().entries)
     s = SweepConfig.model_validate_json((out / layout.SWEEP).read_text())

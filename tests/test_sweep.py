@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -307,3 +308,30 @@ def test_each_job_gets_its_gpu_and_its_share_of_the_cores():
     assert {e["OMP_NUM_THREADS"] for e in envs} == {"2"}
     assert "CUDA_VISIBLE_DEVICES" not in jobs.slot_env(0, 4, [], cpus=2)
     assert jobs.slot_env(0, 4, [], cpus=2)["OMP_NUM_THREADS"] == "1"
+
+
+def test_step_0s_forecast_is_charged_once_per_sweep_and_logged_for_every_run(small_h5, tmp_path):
+    """Every run of a sweep starts from an all-zero adapter: the first run's step-0
+    evaluation is the others' too (same settings), so only the first is charged for it."""
+    from lvtime import layout
+
+    base = {**BASE, "data": str(small_h5), "forecast_every": 2, "forecast_series": 2, "history": 10, "steps": 2}
+    s = sw.SweepConfig(out=str(tmp_path / "sweep"), base=base, grid={"lr": [1e-4, 1e-3, 1e-2]})
+    lg = Ledger()
+    planned, _ = sw.plan(s, lg)
+    sw.run(s, planned, lg)
+    firsts = [next(r for r in layout.read_metrics(Path(p.config.out)) if "forecast_score" in r) for p in planned]
+    assert [r.get("reused", False) for r in firsts] == [False, True, True]
+    assert (
+        len({json.dumps({k: r[k] for k in ("forecast_score", "prey", "predator", "references")}) for r in firsts}) == 1
+    )
+    spent = [e.spent_flops for e in lg.read().entries]
+    assert spent[1] == spent[2] == pytest.approx(spent[0] - firsts[0]["forecast_flops"], rel=1e-12)
+    # a run outside any sweep computes its own
+    from tiny import finetune_cfg
+
+    from lvtime.finetune_run import finetune
+
+    finetune(finetune_cfg(small_h5, tmp_path / "alone", **{k: v for k, v in base.items() if k != "data"}))
+    alone = next(r for r in layout.read_metrics(tmp_path / "alone") if "forecast_score" in r)
+    assert "reused" not in alone and alone["forecast_score"] == firsts[0]["forecast_score"]
