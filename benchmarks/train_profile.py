@@ -28,11 +28,11 @@ def build(args):
     lm = load_model(args.model, device="cpu", dtype="bfloat16")
     lora.inject(lm.model, rank=8)
     ds = data.simulate(n=32, points=100, seed=0)
-    seqs = windows.encode_series(ds, np.arange(32), lm.tokenizer, 2, None)
+    cfg = FinetuneConfig(steps=1000, batch_size=args.batch, context=args.context, head="numeric", dtype="bfloat16")
+    seqs = windows.encode_series(ds, np.arange(32), lm.tokenizer, cfg, None)
     w = windows.make_windows(seqs, args.context, args.context // 2, lm.tokenizer.pad_token_id)
     ids = [*llmtime_token_ids(lm.tokenizer, llmtime.LLMTIME_ALPHABET).values(), lm.tokenizer.eos_token_id]
     head = training.LossHead(lm.model, ids)
-    cfg = FinetuneConfig(steps=1000, batch_size=args.batch, context=args.context, head="numeric", dtype="bfloat16")
     tdata = windows.TrainingData(train=w, val=w, alpha=None)
     stepper = training._Stepper(cfg, lm.model, head, tdata, Dist(), lambda: training._autocast("cpu", torch.bfloat16))
     lm.model.train()

@@ -39,7 +39,9 @@ def one(args, path: str, dtype: str, head: str) -> dict:
     lm = load_model(args.model, device=args.device, dtype=dtype)
     lora.inject(lm.model, rank=8)
     ds = data.simulate(n=16, points=100, seed=0)
-    seqs = windows.encode_series(ds, np.arange(16), lm.tokenizer, 2, None)
+    from lvtime.config import FinetuneConfig
+
+    seqs = windows.encode_series(ds, np.arange(16), lm.tokenizer, FinetuneConfig(), None)
     w = windows.make_windows(seqs, args.context, args.context // 2, lm.tokenizer.pad_token_id)
     opt = torch.optim.AdamW(lora.lora_parameters(lm.model), lr=1e-4)
     ids = None

@@ -26,6 +26,13 @@ ADAPTER_WEIGHTS = "adapter_model.safetensors"
 KEY_PREFIX = "base_model.model."
 
 
+def _autocasting(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has one function per device
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
 class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update.
 
@@ -71,9 +78,13 @@ class LoRALinear(nn.Module):
         out = self.base_layer(x)
         if self.merged:
             return out
-        # Under autocast these run in the autocast dtype; otherwise in float32.
-        update = self.lora_B(self.lora_A(self.lora_dropout(x.to(self.lora_A.weight.dtype))))
-        return out + (update * self.scaling).to(out.dtype)
+        # Under autocast the factors run in the autocast dtype, so x goes in as it is (a cast
+        # to float32 would be undone at once: two copies of every activation); otherwise in
+        # float32. The scaling is folded into the smaller of the two products.
+        if not _autocasting(x.device.type):
+            x = x.to(self.lora_A.weight.dtype)
+        update = self.lora_B(self.lora_A(self.lora_dropout(x)) * self.scaling)
+        return out + update.to(out.dtype)
 
     def delta_weight(self) -> torch.Tensor:
         """``(alpha / r) * B @ A`` in float32, shaped like the base weight."""

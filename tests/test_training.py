@@ -400,3 +400,28 @@ def test_only_the_newest_checkpoints_are_kept(h5, tmp_path):
 
     _tiny_run(h5, tmp_path / "keep", steps=4, batch_size=2, save_every=1, keep_checkpoints=2)
     assert checkpoints.steps(tmp_path / "keep") == [3, 4]
+
+
+def test_right_padded_windows_train_on_a_causal_only_mask_with_the_same_loss():
+    """Windows are padded on the right: the loss head drops their mask (so attention can
+    take the causal kernel) and the loss of every real token is what the mask gave."""
+    from tiny import qwen2
+
+    model = qwen2(seed=3)
+    ids = torch.randint(0, 300, (3, 12))
+    mask = torch.ones(3, 12, dtype=torch.long)
+    mask[1, 7:] = 0
+    mask[2, 2:] = 0
+    assert training.right_padded(mask) and not training.right_padded(mask.flip(1))
+    labels = ids.masked_fill(mask == 0, windows.IGNORE)
+    with torch.no_grad():
+        masked = model.model(input_ids=ids, attention_mask=mask).last_hidden_state
+        causal = model.model(input_ids=ids).last_hidden_state
+        torch.testing.assert_close(causal[mask == 1], masked[mask == 1], rtol=1e-5, atol=1e-5)
+        loss, n = training.LossHead(model, None)(ids, mask, labels)
+        logits = masked[:, :-1] @ model.lm_head.weight.t()
+        expected = torch.nn.functional.cross_entropy(
+            logits.flatten(0, 1), labels[:, 1:].flatten(), ignore_index=windows.IGNORE, reduction="sum"
+        )
+    assert int(n) == int((labels[:, 1:] != windows.IGNORE).sum())
+    torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
