@@ -23,30 +23,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# re-exported: the codec is where the rest of lvtime looks for its alphabet
+from lvtime.alphabet import LLMTIME_ALPHABET, NUMERIC_HEAD_SIZE, STEP_SEP, VALUE_SEP, head_vocab  # noqa: F401
+
 N_VARIABLES = 2
-VALUE_SEP = ","
-STEP_SEP = ";"
 DEFAULT_DECIMALS = 2
 ALPHA_PERCENTILE = 95.0
 ALPHA_TARGET = 10.0
-# Every character LLMTIME text of non-negative values can contain. With the end-of-text
-# token these are the only outputs a forecasting model needs (``--head numeric``).
-LLMTIME_ALPHABET = "0123456789.,;"
-NUMERIC_HEAD_SIZE = len(LLMTIME_ALPHABET) + 1
 # One alpha per series for both species, or one per species (a pair).
 SCALES = ("series", "species")
-
-
-def head_vocab(head: str) -> int | None:
-    """Output-layer width the FLOP estimate counts for ``--head``: None (the model's whole
-    vocabulary) for ``full``, the LLMTIME tokens plus end-of-text for ``numeric``."""
-    if head == "full":
-        return None
-    if head == "numeric":
-        return NUMERIC_HEAD_SIZE
-    from lvtime.errors import UsageError
-
-    raise UsageError(f"--head must be 'full' or 'numeric', not {head!r}")
 
 
 def compute_alpha(series: np.ndarray, scale: str = "series") -> np.ndarray | float:

@@ -64,9 +64,9 @@ def flops(given: options.Given) -> None:
 
 def _flops_result(o: FlopsOptions) -> dict:
     """What ``lvtime flops`` reports: the components of one pass, a training step, the run."""
+    from lvtime.alphabet import head_vocab
     from lvtime.flops import TRAIN_MULTIPLIER, LoraSpec, forward_flops, generate_flops, resolve_architecture
     from lvtime.flops import total as sum_flops
-    from lvtime.llmtime import head_vocab
 
     arch = resolve_architecture(o.model)
     hv = head_vocab(o.head)
