@@ -54,7 +54,7 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
     from lvtime import forecast_eval
     from lvtime.data import load_dataset
     from lvtime.models import architecture_for, tokenizer_for
-    from lvtime.training import eval_flops, run_estimate, step_flops
+    from lvtime.training import run_estimate
     from lvtime.windows import prepare_data
 
     run_dir = Path(cfg.out)
@@ -85,8 +85,6 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
         fs = data.forecast
         check_fits(arch, fs.history, fs.horizon, cfg.decimals, 2, fs.prompt_lens)
     estimate = run_estimate(cfg, arch, data, resume_step)
-    estimate["step_flops"] = step_flops(cfg, arch)
-    estimate["eval_pass_flops"] = eval_flops(cfg, arch, len(data.val))
     return Plan(cfg, arch, data.describe(), estimate, resume_step, ledger.read().totals(), notes), data
 
 
