@@ -28,9 +28,9 @@ def median_time(fn, repeat: int) -> float:
 
 
 def main() -> None:
-    from lvtime import data, llmtime
+    from lvtime import llmtime, simulation
 
-    ds = data.simulate(n=1000, points=100, seed=0)
+    ds = simulation.simulate(n=1000, points=100, seed=0)
     t = median_time(lambda: llmtime.encode_batch(ds.trajectories), 5)
     print(f"encode 1000 x 100 x 2 to text (in-process, median of 5): {t * 1e3:.0f} ms")
 

@@ -36,10 +36,10 @@ def main() -> None:
     p.add_argument("--dtype", default="bfloat16")
     args = p.parse_args()
 
-    from lvtime import data, generation
+    from lvtime import data, generation, simulation
     from lvtime.models import load_model
 
-    ds = data.load_dataset(args.data) if args.data else data.simulate(n=1000, seed=0)
+    ds = data.load_dataset(args.data) if args.data else simulation.simulate(n=1000, seed=0)
     test = data.split_indices(ds.n_series)["test"][: args.series]
     traj = ds.trajectories[test]
     lm = load_model(args.model, dtype=args.dtype)

@@ -18,7 +18,7 @@ def build(args):
     import numpy as np
     import torch
 
-    from lvtime import data, llmtime, lora, training, windows
+    from lvtime import llmtime, lora, simulation, training, windows
     from lvtime.config import FinetuneConfig
     from lvtime.distributed import Dist
     from lvtime.models import load_model
@@ -27,7 +27,7 @@ def build(args):
     torch.manual_seed(0)
     lm = load_model(args.model, device="cpu", dtype="bfloat16")
     lora.inject(lm.model, rank=8)
-    ds = data.simulate(n=32, points=100, seed=0)
+    ds = simulation.simulate(n=32, points=100, seed=0)
     cfg = FinetuneConfig(steps=1000, batch_size=args.batch, context=args.context, head="numeric", dtype="bfloat16")
     seqs = windows.encode_series(ds, np.arange(32), lm.tokenizer, cfg, None)
     w = windows.make_windows(seqs, args.context, args.context // 2, lm.tokenizer.pad_token_id)

@@ -31,14 +31,14 @@ def one(args, path: str, dtype: str, head: str) -> dict:
     import numpy as np
     import torch
 
-    from lvtime import data, llmtime, lora, training, windows
+    from lvtime import llmtime, lora, simulation, training, windows
     from lvtime.models import load_model
     from lvtime.tokenizer import llmtime_token_ids
 
     torch.manual_seed(0)
     lm = load_model(args.model, device=args.device, dtype=dtype)
     lora.inject(lm.model, rank=8)
-    ds = data.simulate(n=16, points=100, seed=0)
+    ds = simulation.simulate(n=16, points=100, seed=0)
     from lvtime.config import FinetuneConfig
 
     seqs = windows.encode_series(ds, np.arange(16), lm.tokenizer, FinetuneConfig(), None)

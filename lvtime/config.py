@@ -391,7 +391,19 @@ class SimulateOptions(JsonFlag, ForceFlag):
         "rosenzweig-macarthur", description="rosenzweig-macarthur is the study's (docs/data.md)."
     )
     ranges: Literal["study", "fast"] = Field(
-        "study", description="Parameter ranges: study (period ~20 steps, like the study's data) or fast (~8)."
+        "study", description="Parameter ranges: study (the study's own, docs/data.md) or fast (periods ~8 steps)."
+    )
+    like: str | None = Field(
+        None,
+        description="Draw series like this dataset's: fit the study's equations to each of its series and "
+        "sample the fitted parameters (its time grid; not with --points, --t-max, --dynamics, --ranges).",
+        json_schema_extra=cli(metavar="FILE"),
+    )
+
+
+class StatsOptions(JsonFlag):
+    files: list[str] = Field(
+        default_factory=list, description="HDF5 datasets.", json_schema_extra=cli(argument=True, whole=True)
     )
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lvtime import reference_table
-from lvtime.data import lv_rhs, rk4, rm_rhs
+from lvtime.simulation import lv_rhs, rk4, rm_rhs
 
 MAX_STEP = 0.5  # RK4 sub-step for fitting (time units; the study's data step is ~2)
 MAX_FIT_RMSE = 0.25  # history RMSE / history std above which a fit counts as failed
@@ -201,12 +201,15 @@ def _stalled(before: np.ndarray, now: np.ndarray, rel: float = 1e-8) -> np.ndarr
     return ~(now < before * (1 - rel))
 
 
-def fit_ode(model: OdeModel, history: np.ndarray, times: np.ndarray, iters: int = 40) -> tuple[np.ndarray, np.ndarray]:
-    """Fitted log-parameters (N, P) and the normalised history RMSE (N,) of ``model``."""
+def fit_ode(
+    model: OdeModel, history: np.ndarray, times: np.ndarray, iters: int = 40, starts: tuple[np.ndarray, ...] = ()
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fitted log-parameters (N, P) and the normalised history RMSE (N,) of ``model``;
+    ``starts`` adds starting log-parameters (N, P) to the two it always tries."""
     h = np.asarray(history, dtype=np.float64)
     n, length, _ = h.shape
     scale = np.maximum(h.std(axis=1), 1e-3)  # (N, 2): both species count equally
-    starts = [_gradient_matching(model, h, times), np.tile((model.low + model.high) / 2 - 1.0, (n, 1))]
+    starts = [_gradient_matching(model, h, times), np.tile((model.low + model.high) / 2 - 1.0, (n, 1)), *starts]
     theta0 = np.concatenate(starts)
     hist, sc = np.tile(h, (len(starts), 1, 1)), np.tile(scale, (len(starts), 1))
 

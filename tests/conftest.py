@@ -24,20 +24,20 @@ def _shared_cache() -> Path:
 
 @pytest.fixture
 def small_h5(tmp_path: Path) -> Path:
-    from lvtime import data
+    from lvtime import data, simulation
 
     path = tmp_path / "lv.h5"
-    data.save_dataset(path, data.simulate(n=20, points=30, seed=1))
+    data.save_dataset(path, simulation.simulate(n=20, points=30, seed=1))
     return path
 
 
 @pytest.fixture
 def h5(tmp_path: Path) -> Path:
     """20 short series (12 steps): enough for windows, splits and tiny training runs."""
-    from lvtime import data
+    from lvtime import data, simulation
 
     path = tmp_path / "lv.h5"
-    data.save_dataset(path, data.simulate(n=20, points=12, seed=0))
+    data.save_dataset(path, simulation.simulate(n=20, points=12, seed=0))
     return path
 
 

@@ -8,7 +8,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lvtime import data, generation, llmtime, reference_table
+from lvtime import generation, llmtime, reference_table, simulation
 from lvtime.errors import TokenizerError
 from lvtime.flops import PRESETS
 from lvtime.forecast_run import ForecastConfig, run
@@ -23,7 +23,7 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def series():
-    return data.simulate(n=6, points=30, seed=2).trajectories
+    return simulation.simulate(n=6, points=30, seed=2).trajectories
 
 
 def fc(tiny, series, **kw):

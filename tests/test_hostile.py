@@ -19,7 +19,7 @@ from tiny import TINY_CLI as TINY  # noqa: E402
 from tiny import finetune_cfg, one_line_error  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from lvtime import checkpoints, data, folders, layout  # noqa: E402
+from lvtime import checkpoints, data, folders, layout, simulation  # noqa: E402
 from lvtime import sweep as sw  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 from lvtime.errors import Interrupted, LedgerError, ModelError, TrainingError, UsageError  # noqa: E402
@@ -328,7 +328,7 @@ def test_reservation_settles_interrupted_and_failed(tmp_path):
 @pytest.mark.slow
 def test_sigterm_during_a_baseline_settles_and_exits_130(tmp_path):
     h5 = tmp_path / "long.h5"
-    data.save_dataset(h5, data.simulate(n=20, points=100, seed=0))
+    data.save_dataset(h5, simulation.simulate(n=20, points=100, seed=0))
     ledger = tmp_path / "l.json"
     cmd = [sys.executable, "-m", "lvtime", "baseline", str(h5), "--model", "tiny-qwen2", "--split", "train"]
     cmd += ["--batch-size", "1", "--int-digits", "4", "--ledger", str(ledger), "--quiet"]

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from tiny import TINY_CLI as TINY
 from typer.testing import CliRunner
 
-from lvtime import folders, layout, shell
+from lvtime import folders, layout, shell, simulation
 from lvtime.cli import app
 
 runner = CliRunner()
@@ -451,8 +451,8 @@ def test_an_empty_split_and_a_prompt_longer_than_the_model_are_one_line(tmp_path
     from lvtime import data
 
     one, long = tmp_path / "one.h5", tmp_path / "long.h5"
-    data.save_dataset(one, data.simulate(n=1, points=20, seed=1))
-    data.save_dataset(long, data.simulate(n=2, points=3000, seed=1))
+    data.save_dataset(one, simulation.simulate(n=1, points=20, seed=1))
+    data.save_dataset(long, simulation.simulate(n=2, points=3000, seed=1))
     for args in (["encode", str(one), "--split", "val"], ["encode", str(one), "--split", "test", "--json"]):
         r = runner.invoke(app, args)
         assert r.exit_code == 2 and "split of 1 series is empty" in r.stderr, r.output

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from lvtime import data, outfiles
+from lvtime import data, outfiles, simulation
 from lvtime.cli import app
 from lvtime.errors import UsageError
 
@@ -100,7 +100,7 @@ def test_simulate_force_replaces_its_own_dataset_but_not_the_studys(tmp_path, st
 
 def test_encode_never_overwrites_a_users_file(tmp_path, notes, study_file):
     sim = tmp_path / "sim.h5"
-    data.save_dataset(sim, data.simulate(n=3, points=10, seed=0))
+    data.save_dataset(sim, simulation.simulate(n=3, points=10, seed=0))
     r = run("encode", sim, "--series", 0, "-o", notes)
     assert r.exit_code == 2 and "already exists" in r.output
     r = run("encode", sim, "--series", 0, "-o", notes, "--force")

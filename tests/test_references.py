@@ -3,15 +3,15 @@
 import numpy as np
 import pytest
 
-from lvtime import data, metrics, references
+from lvtime import metrics, references, simulation
 
 
 def _one_series(dynamics, params, points=100, t_max=200.0):
     """A noise-free series with known parameters (lvtime's own RK4)."""
     times = np.linspace(0, t_max, points)
-    rhs = data.rm_rhs if dynamics == "rosenzweig-macarthur" else data.lv_rhs
+    rhs = simulation.rm_rhs if dynamics == "rosenzweig-macarthur" else simulation.lv_rhs
     p = {k: np.array([v]) for k, v in params.items()}
-    return data.rk4(rhs, np.array([[1.0, 1.0]]), p, times, 0.05), times[1] - times[0]
+    return simulation.rk4(rhs, np.array([[1.0, 1.0]]), p, times, 0.05), times[1] - times[0]
 
 
 RM_TRUE = {"r": 0.4, "K": 6.0, "a": 0.4, "h": 1.2, "e": 0.6, "m": 0.15}

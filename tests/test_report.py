@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 pytest.importorskip("torch")
 
-from lvtime import data, layout  # noqa: E402
+from lvtime import data, layout, simulation  # noqa: E402
 from lvtime.cli import app  # noqa: E402
 
 runner = CliRunner()
@@ -30,7 +30,7 @@ def study(tmp_path_factory) -> Path:
     """A small study, built once: a baseline, two finetune runs, a forecast, a sweep."""
     root = tmp_path_factory.mktemp("study")
     h5, ledger = root / "lv.h5", root / "lvtime-ledger.json"
-    data.save_dataset(h5, data.simulate(n=20, points=30, seed=1))
+    data.save_dataset(h5, simulation.simulate(n=20, points=30, seed=1))
     common = ["--ledger", ledger, "--quiet"]
     tiny = ["--model", "tiny-qwen2", "--context", "32", "--batch-size", "2", "--val-series", "2", *common]
     short = ["--history", "10", "--horizon", "5", "--limit", "3", "--plot-series", "1", *common]

@@ -28,6 +28,7 @@ COMMANDS = {
     "encode": "codec",
     "decode": "codec",
     "simulate": "dataset",
+    "stats": "dataset",
     "flops": "budget",
     "finetune": "finetune",
     "baseline": "forecast",

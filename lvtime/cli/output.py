@@ -80,3 +80,28 @@ def to_json(obj: Any, indent: int | None = 2) -> str:
 
 def print_json(obj: Any, indent: int | None = 2) -> None:
     sys.stdout.write(to_json(obj, indent) + "\n")
+
+
+class progress_bar:  # noqa: N801 - used as a context manager, like open()
+    """``with progress_bar("fitting", total) as advance: advance(k)``: a bar on stderr
+    (nothing with ``quiet``, e.g. under --json), removed when the work is done."""
+
+    def __init__(self, label: str, total: int, quiet: bool = False):
+        self.label, self.total, self.quiet, self.bar = label, total, quiet, None
+
+    def __enter__(self):
+        if self.quiet:
+            return lambda k: None
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn(self.label, markup=False), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=err_console, transient=True,
+        )  # fmt: skip
+        task = self.bar.add_task(self.label, total=self.total)
+        self.bar.start()
+        return lambda k: self.bar.update(task, advance=k)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
