@@ -189,6 +189,17 @@ class FinetuneConfig(BaseModel):
         description="Training windows start every context/2 tokens (tokens) or at the nearest time-step "
         "boundary, one at each series' start (steps), as forecast prompts do.",
     )
+    loss_on: Literal["all", "horizon"] = Field(
+        "all",
+        description="Tokens trained on: all, or (horizon) only those after each window's first --history steps, "
+        "as a forecast continues its prompt (needs --window-starts steps).",
+    )
+    extra_train: str | None = Field(
+        None,
+        description="More training series: every series of this HDF5 file joins the training split (e.g. made "
+        "with lvtime simulate --like DATA).",
+        json_schema_extra=cli(metavar="FILE", whole=True),
+    )
     split_scheme: Literal["ordered", "random"] = Field(
         "ordered", description="ordered (0-69%/70-89%/90-100%) or random."
     )
@@ -231,6 +242,8 @@ class FinetuneConfig(BaseModel):
     def _check(self) -> FinetuneConfig:
         if self.batch_size % self.grad_accum:
             raise ValueError("batch_size must be a multiple of grad_accum")
+        if self.loss_on == "horizon" and self.window_starts != "steps":
+            raise ValueError("--loss-on horizon needs --window-starts steps (windows that begin like a prompt)")
         return self
 
     @property

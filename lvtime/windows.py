@@ -17,7 +17,7 @@ import torch
 
 from lvtime import llmtime
 from lvtime.config import FinetuneConfig
-from lvtime.data import Dataset, split_indices, training_alpha
+from lvtime.data import Dataset, load_dataset, split_indices, training_alpha
 from lvtime.errors import UsageError
 from lvtime.tokenizer import pad_id
 
@@ -74,9 +74,13 @@ def window_starts(seq: list[int], context: int, stride: int, step_sep: int | Non
     return starts
 
 
-def make_windows(seqs: list[list[int]], context: int, stride: int, pad_id: int, step_sep: int | None = None) -> Windows:
+def make_windows(
+    seqs: list[list[int]], context: int, stride: int, pad_id: int, step_sep: int | None = None, prompt_steps: int = 0
+) -> Windows:
     """Cut each sequence into windows (see :func:`window_starts`); pad the last one to
-    ``context``."""
+    ``context``. With ``prompt_steps``, each window's first that many time steps (up to
+    and including their ``step_sep``) are context only, not targets: the loss falls where
+    a forecast from a prompt of that length would write."""
     rows: list[list[int]] = []
     for seq in seqs:
         for start in window_starts(seq, context, stride, step_sep):
@@ -87,6 +91,10 @@ def make_windows(seqs: list[list[int]], context: int, stride: int, pad_id: int, 
         ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
         mask[i, : len(row)] = 1
     labels = ids.masked_fill(mask == 0, IGNORE)
+    if prompt_steps:
+        ends = (ids == step_sep).long().cumsum(dim=1)  # time steps complete up to each position
+        prompt = (ends < prompt_steps) | ((ends == prompt_steps) & (ids == step_sep))
+        labels = labels.masked_fill(prompt, IGNORE)
     return Windows(ids, mask, labels)
 
 
@@ -123,11 +131,17 @@ def prepare_data(cfg: FinetuneConfig, dataset: Dataset, tokenizer) -> TrainingDa
 
         sep = llmtime_token_ids(tokenizer, llmtime.LLMTIME_ALPHABET)[llmtime.STEP_SEP]
     train_seqs = encode_series(dataset, train_idx, tokenizer, cfg, alpha)
+    if cfg.extra_train is not None:
+        extra = load_dataset(cfg.extra_train)
+        train_seqs += encode_series(extra, np.arange(extra.n_series), tokenizer, cfg, alpha)
     val_seqs = encode_series(dataset, val_idx, tokenizer, cfg, alpha)
     longest = max(len(seq) for seq in train_seqs + val_seqs)
     if cfg.context > longest:  # windows are context long: all padding past the longest series, and charged
         raise UsageError(f"--context {cfg.context}: the longest series is {longest} tokens; use at most that")
-    train = make_windows(train_seqs, cfg.context, max(cfg.context // 2, 1), pad, sep)
+    prompt_steps = cfg.history if cfg.loss_on == "horizon" else 0
+    train = make_windows(train_seqs, cfg.context, max(cfg.context // 2, 1), pad, sep, prompt_steps)
     # validation windows do not overlap (stride = context; at most one step with --window-starts steps)
-    val = make_windows(val_seqs, cfg.context, cfg.context, pad, sep)
+    val = make_windows(val_seqs, cfg.context, cfg.context, pad, sep, prompt_steps)
+    if not (train.labels != IGNORE).any() or not (val.labels != IGNORE).any():
+        raise UsageError(f"--loss-on horizon: no window is longer than --history {cfg.history} steps")
     return TrainingData(train, val, alpha)

@@ -425,3 +425,34 @@ def test_right_padded_windows_train_on_a_causal_only_mask_with_the_same_loss():
         )
     assert int(n) == int((labels[:, 1:] != windows.IGNORE).sum())
     torch.testing.assert_close(loss, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_loss_on_horizon_masks_each_windows_prompt_steps():
+    sep, pad = 9, 0
+    seqs = [[1, 2, sep, 3, sep, 4, 5, sep, 6, sep], [7, sep, 8, sep]]
+    w = windows.make_windows(seqs, context=10, stride=5, pad_id=pad, step_sep=sep, prompt_steps=2)
+    # targets start after the 2nd ';' of each window; padding is never a target
+    assert w.labels[0].tolist() == [-100] * 5 + [4, 5, sep, 6, sep]
+    assert w.labels[1].tolist() == [-100] * 10
+    assert windows.make_windows(seqs, 10, 5, pad, sep).labels[0].tolist() == seqs[0]
+
+
+def test_loss_on_horizon_and_extra_training_series(h5, tmp_path):
+    from lvtime import simulation
+    from lvtime.models import tokenizer_for
+
+    tok = tokenizer_for("tiny-qwen2")
+    ds = data.load_dataset(h5)
+    with pytest.raises(ValueError, match="needs --window-starts steps"):
+        cfg(h5, tmp_path / "a", loss_on="horizon")
+    c = cfg(h5, tmp_path / "a", loss_on="horizon", window_starts="steps", history=5, context=64)
+    d = windows.prepare_data(c, ds, tok)
+    plain = windows.prepare_data(c.model_copy(update={"loss_on": "all"}), ds, tok)
+    assert torch.equal(d.train.input_ids, plain.train.input_ids)  # same windows, same FLOPs
+    assert 0 < int((d.train.labels != -100).sum()) < int((plain.train.labels != -100).sum())
+    extra = tmp_path / "extra.h5"
+    data.save_dataset(extra, simulation.simulate(n=7, points=ds.n_points, seed=9))
+    more = windows.prepare_data(c.model_copy(update={"extra_train": str(extra)}), ds, tok)
+    assert len(more.train) > len(d.train) and torch.equal(more.val.input_ids, d.val.input_ids)
+    r = finetune(c.model_copy(update={"extra_train": str(extra), "steps": 2}))
+    assert math.isfinite(r.val_loss_after)
