@@ -136,12 +136,15 @@ def test_console_script_and_fast_commands_do_not_import_torch(tmp_path):
         "from typer.testing import CliRunner\n"
         "r = CliRunner()\n"
         "for args in (['flops', '--seq', '768'], ['encode', '--prey', '1,2', '--predator', '2,1'],"
-        " ['decode', '1.00,2.00'], ['ledger']):\n"
+        " ['decode', '1.00,2.00'], ['ledger'], ['simulate', sys.argv[1], '--n', '5', '--points', '20'],"
+        " ['stats', sys.argv[1]]):\n"
         "    assert r.invoke(app, args).exit_code == 0, args\n"
         "print(','.join(m for m in ('torch', 'transformers') if m in sys.modules))\n"
     )
     env = {**os.environ, "LVTIME_LEDGER": str(tmp_path / "l.json")}
-    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "s.h5")], capture_output=True, text=True, env=env
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == ""
 
