@@ -412,6 +412,11 @@ class SimulateOptions(JsonFlag, ForceFlag):
         "sample the fitted parameters (its time grid; not with --points, --t-max, --dynamics, --ranges).",
         json_schema_extra=cli(metavar="FILE"),
     )
+    like_split: Literal["train", "val", "test"] | None = Field(
+        None,
+        description="Fit only this split of the --like file (default ordered split), e.g. train, so that new "
+        "training series carry nothing of the validation or test series.",
+    )
 
 
 class StatsOptions(JsonFlag):

@@ -66,6 +66,9 @@ def test_simulate_like_and_stats_commands(tmp_path, monkeypatch):
     more = data.load_dataset("more.h5")
     assert more.trajectories.shape == (80, 60, 2)
     np.testing.assert_allclose(more.time, np.linspace(0, 120, 60))
+    r = runner.invoke(app, ["simulate", "tr.h5", "--like", "src.h5", "--like-split", "train", "--n", "5", "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["fitted"] + json.loads(r.stdout)["not_fitted"] == 28  # 70%
+    assert runner.invoke(app, ["simulate", "y.h5", "--like-split", "train"]).exit_code == 2
     r = runner.invoke(app, ["simulate", "x.h5", "--like", "src.h5", "--t-max", "5"])
     assert r.exit_code == 2 and "drop --t-max" in r.output
     r = runner.invoke(app, ["stats", "src.h5", "more.h5", "--json"])

@@ -27,13 +27,16 @@ def simulate(given: options.Given) -> None:
 
     Examples:\n
       lvtime simulate lotka_volterra_data.h5\n
-      lvtime simulate more.h5 --like my_series.h5 --n 5000 --seed 1
+      lvtime simulate more.h5 --like my_series.h5 --n 5000 --seed 1\n
+      lvtime simulate extra.h5 --like lotka_volterra_data.h5 --like-split train --n 3500
     """
     from lvtime import data, outfiles, simulation
 
     o = given.build(SimulateOptions)
     if o.like is not None and (clash := [name for name in GRID_OPTIONS if name in given]):
         raise UsageError(f"--like takes the time grid and dynamics from {o.like}; drop --{clash[0].replace('_', '-')}")
+    if o.like_split is not None and o.like is None:
+        raise UsageError("--like-split needs --like FILE")
     outfiles.check(o.out, o.force, "dataset", what="OUT")  # refuse before spending time on the simulation
     summary = {"path": o.out, "seed": o.seed}
     if o.like is None:
@@ -41,10 +44,14 @@ def simulate(given: options.Given) -> None:
         summary |= {"dynamics": o.dynamics, "ranges": o.ranges, "t_max": o.t_max}
     else:
         source = data.load_dataset(o.like)
+        if o.like_split is not None:
+            picked = data.select_series(source.n_series, split=o.like_split)
+            source = data.Dataset(source.trajectories[picked], source.time, source.path)
         with progress_bar(f"fitting {source.n_series} series", source.n_series, quiet=o.as_json) as advance:
             fitted = simulation.fit(source, progress=advance)
         ds = simulation.like(fitted, o.n, o.seed)
-        summary |= {"like": o.like, "fitted": len(fitted.theta), "not_fitted": fitted.failed, "noise": fitted.noise}
+        summary |= {"like": o.like, "like_split": o.like_split, "fitted": len(fitted.theta)}
+        summary |= {"not_fitted": fitted.failed, "noise": fitted.noise}
     data.save_dataset(o.out, ds, force=o.force)
     summary |= {"n_series": ds.n_series, "points": ds.n_points}
     summary |= {"min": float(ds.trajectories.min()), "max": float(ds.trajectories.max())}
