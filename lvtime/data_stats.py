@@ -25,7 +25,8 @@ def _periods(traj: np.ndarray) -> np.ndarray:
     n_fft = PAD * traj.shape[1]
     power = np.abs(np.fft.rfft(x, n=n_fft, axis=1))
     lowest = PAD  # frequencies below one cycle over the series are not periods
-    return n_fft / (lowest + np.argmax(power[:, lowest:], axis=1))
+    periods = n_fft / (lowest + np.argmax(power[:, lowest:], axis=1))
+    return np.where(x.std(axis=1) > 0, periods, np.nan)  # a constant series has none
 
 
 def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -67,7 +68,7 @@ class Statistic:
 
 def _period_percentile(q: int) -> Statistic:
     label = f"prey period, {q}th percentile (steps)"
-    return Statistic(f"period_p{q}", label, lambda t: float(np.percentile(_periods(t), q)))
+    return Statistic(f"period_p{q}", label, lambda t: float(np.nanpercentile(_periods(t), q)))
 
 
 STATISTICS = (
@@ -98,6 +99,10 @@ STUDY = {
 
 
 def describe(trajectories: np.ndarray) -> dict[str, float]:
-    """Every statistic of ``(N, T, 2)`` trajectories, by name."""
+    """Every statistic of ``(N, T, 2)`` trajectories, by name (NaN where no series has it)."""
+    import warnings
+
     traj = np.asarray(trajectories, dtype=np.float64)
-    return {s.name: s.compute(traj) for s in STATISTICS}
+    with warnings.catch_warnings():  # a statistic no series has (all constant) is NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return {s.name: s.compute(traj) for s in STATISTICS}

@@ -177,7 +177,8 @@ def fit(ds: Dataset, progress=None) -> Fitted:
         if progress:
             progress(len(theta))
     theta, rmse = np.concatenate(thetas), np.concatenate(rmses)
-    good = np.isfinite(rmse) & (rmse <= MAX_FIT_RMSE)
+    moves = ds.trajectories.std(axis=1).max(axis=1) > 0  # a constant series has no dynamics to copy
+    good = np.isfinite(rmse) & (rmse <= MAX_FIT_RMSE) & moves
     failed = ds.n_series - int(good.sum())
     if failed > MAX_FAILED_SHARE * ds.n_series or good.sum() < 2:
         raise DataError(

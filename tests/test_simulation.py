@@ -54,6 +54,14 @@ def test_like_refuses_a_file_the_fit_cannot_describe():
     noise = data.Dataset(rng.uniform(0.1, 5, size=(12, 40, 2)), np.linspace(0, 80, 40), "noise.h5")
     with pytest.raises(DataError, match=r"noise.h5: .* does not describe \d+% of its series \(\d+ of 12"):
         simulation.fit(noise)
+    flat = data.Dataset(np.ones((5, 30, 2)), np.arange(30.0), "flat.h5")
+    with pytest.raises(DataError, match=r"flat.h5: .* does not describe 100% of its series \(5 of 5"):
+        simulation.fit(flat)
+
+
+def test_statistics_of_constant_series_are_missing_not_invented():
+    stats = data_stats.describe(np.ones((3, 40, 2)))
+    assert all(np.isnan(v) for v in stats.values()), stats
 
 
 def test_simulate_like_and_stats_commands(tmp_path, monkeypatch):

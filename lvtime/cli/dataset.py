@@ -87,6 +87,10 @@ def stats(given: options.Given) -> None:
     table = Table("statistic", "study's data", *o.files)
     for stat in data_stats.STATISTICS:
         study = data_stats.STUDY[stat.name]
-        cells = [f"{v[stat.name]:.3g} ({v[stat.name] / study - 1:+.0%})" for v in found.values()]
+        cells = [_cell(v[stat.name], study) for v in found.values()]
         table.add_row(stat.label, f"{study:.3g}", *cells)
     console.print(table)
+
+
+def _cell(value: float, study: float) -> str:
+    return f"{value:.3g} ({value / study - 1:+.0%})" if value == value else "- (no series has it)"
