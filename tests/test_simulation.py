@@ -61,7 +61,10 @@ def test_like_refuses_a_file_the_fit_cannot_describe():
 
 def test_statistics_of_constant_series_are_missing_not_invented():
     stats = data_stats.describe(np.ones((3, 40, 2)))
-    assert all(np.isnan(v) for v in stats.values()), stats
+    undefined = [k for k in stats if k.startswith(("period", "decay")) or k == "seasonal_mase"]
+    assert all(np.isnan(stats[k]) for k in undefined), stats
+    assert stats["cv_prey"] == 0 and stats["predator_over_prey"] == 1
+    assert all(np.isnan(v) for v in data_stats.describe(np.zeros((3, 40, 2))).values())
 
 
 def test_simulate_like_and_stats_commands(tmp_path, monkeypatch):
