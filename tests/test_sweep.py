@@ -190,13 +190,17 @@ def test_rank_by_forecast_charges_and_orders_by_forecast_score(h5, tmp_path):
 def test_best_command_reproduces_every_finetune_option(h5, tmp_path):
     import shlex
 
+    from lvtime import data, simulation
     from lvtime.config import FinetuneConfig
 
+    extra = tmp_path / "extra.h5"
+    data.save_dataset(extra, simulation.simulate(n=3, points=data.load_dataset(h5).n_points, seed=5))
     cfg = FinetuneConfig(
         data=str(h5), model="tiny-qwen2", out=str(tmp_path / "x"), rank=3, lora_alpha=5.5, lora_dropout=0.1,
         targets=["q_proj", "k_proj"], lr=0.0123456789, steps=7, batch_size=6, grad_accum=2, context=40,
         weight_decay=0.01, schedule="cosine", warmup=2, clip_grad=0.5, seed=3, decimals=3, alpha_mode="global",
-        scale="species", alpha_from="history", history=6, window_starts="steps", split_scheme="random", train_series=5,
+        scale="species", alpha_from="history", history=2, window_starts="steps", split_scheme="random", train_series=5,
+        loss_on="horizon", extra_train=str(extra),
         val_series=2,
         eval_every=3, save_every=2, keep_checkpoints=3, head="numeric", device="cpu", dtype="float32", compile=True,
         convention="exact", forecast_every=3, forecast_series=2, forecast_samples=2, forecast_batch=4, early_stop=2,
