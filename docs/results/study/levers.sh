@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Issue 25's levers at equal FLOPs on the study's data: the README recipe shortened to
-# 65 steps (2.5e14 training FLOPs), alone, with the same recipe plus one lever each.
+# 65 steps (2.5e14 training FLOPs), alone, with the same recipe plus one lever each
+# (the last: one alpha per species instead of one per series).
 # Every run forecasts the first 40 validation series (630-669) greedy at step 0 and at
 # the end (in-training forecasts, logged in metrics.jsonl and kept in best/).
 #   bash docs/results/study/levers.sh STUDY.h5 LIKE.h5 OUT
-# LIKE.h5: `lvtime simulate LIKE.h5 --like TRAIN.h5 --n 3150 --seed 1`, TRAIN.h5 being the
-# study file's train split (series 0-629) alone, so no validation or test series is seen.
+# LIKE.h5: `lvtime simulate LIKE.h5 --like STUDY.h5 --like-split train --n 3150 --seed 1`
+# (fitted on the train split, series 0-629, alone: no validation or test series is seen).
 set -euo pipefail
 DATA=$1 LIKE=$2 OUT=$3
 mkdir -p "$OUT"
@@ -17,3 +18,4 @@ run() { local name=$1; shift; [ -e "$OUT/$name/final" ] || lvtime finetune "$DAT
 run base
 run extra5x --extra-train "$LIKE"
 run horizon --loss-on horizon
+run species --scale species
