@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A background job of a non-interactive shell (``pytest &``, nohup, some CI runners)
+    starts with SIGINT ignored, and lvtime rightly keeps an ignored SIGINT ignored; the
+    tests that press Ctrl-C, in this process or in children, need it delivered."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
