@@ -11,7 +11,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -40,7 +40,7 @@ class Plan:
         remaining_after = self.budget["remaining"] - self.estimate["total"]
         return {
             "config": self.config.model_dump(mode="json"),
-            "architecture": self.architecture.model_dump(),
+            "architecture": asdict(self.architecture),
             "data": self.data,
             "estimate": self.estimate,
             "resume_step": self.resume_step,

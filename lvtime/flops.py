@@ -53,10 +53,9 @@ in generation). LoRA on a module ``d_in -> d_out`` at rank ``r`` adds
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
-
-from pydantic import BaseModel, Field
 
 from lvtime.config import CONVENTIONS, DEFAULT_TARGETS  # noqa: F401 - re-exported
 
@@ -68,22 +67,40 @@ SOFTMAX_PER_SCORE = 12  # exp (10) + add into the row sum + divide (minus one ad
 ROPE_PER_ELEMENT = 3.5  # 2 mul + 1 add, and a negation for half of the elements
 
 
-class Architecture(BaseModel):
-    """What the estimator needs to know about a model."""
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
-    name: str = Field("custom", description="Label shown in tables.")
-    hidden_size: int = Field(..., gt=0)
-    intermediate_size: int = Field(..., gt=0)
-    num_layers: int = Field(..., gt=0)
-    num_heads: int = Field(..., gt=0)
-    num_kv_heads: int = Field(..., gt=0)
-    head_dim: int = Field(..., gt=0)
-    vocab_size: int = Field(..., gt=0)
-    tie_embeddings: bool = Field(True, description="Output head shares the embedding matrix.")
-    qkv_bias: bool = Field(False, description="q/k/v projections have biases (Qwen2: yes).")
+
+@dataclass(frozen=True)
+class Architecture:
+    """What the estimator needs to know about a model. A plain dataclass, not a pydantic
+    model: building one at import is a tenth of ``lvtime flops``'s start-up."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    vocab_size: int
+    name: str = "custom"  # label shown in tables
+    tie_embeddings: bool = True  # the output head shares the embedding matrix
+    qkv_bias: bool = False  # q/k/v projections have biases (Qwen2: yes)
     o_bias: bool = False
     mlp_bias: bool = False
-    max_positions: int | None = Field(None, gt=0, description="Longest sequence the model takes (None: unknown).")
+    max_positions: int | None = None  # longest sequence the model takes (None: unknown)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "name":
+                if not isinstance(value, str):
+                    raise ValueError(f"name must be text, got {value!r}")
+            elif f.type == "bool":
+                if not isinstance(value, bool):
+                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
+            elif not (value is None and f.name == "max_positions") and not _positive_int(value):
+                raise ValueError(f"{f.name} must be a whole number > 0, got {value!r}")
 
     @classmethod
     def from_hf_config(cls, config: Any, name: str | None = None) -> Architecture:
@@ -189,11 +206,18 @@ def resolve_architecture(model: str) -> Architecture:
     raise UsageError(f"unknown model {model!r}: use a preset ({', '.join(PRESETS)}), a config.json or a model folder")
 
 
-class LoraSpec(BaseModel):
+@dataclass(frozen=True)
+class LoraSpec:
     """LoRA adapters as the estimator sees them."""
 
-    rank: int = Field(4, gt=0)
-    targets: list[str] = Field(default_factory=lambda: list(DEFAULT_TARGETS))
+    rank: int = 4
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+
+    def __post_init__(self) -> None:
+        if not _positive_int(self.rank):
+            raise ValueError(f"rank must be a whole number > 0, got {self.rank!r}")
+        object.__setattr__(self, "targets", tuple(self.targets))
+
 
 
 def pct(part: float | None, whole: float) -> str:

@@ -158,7 +158,7 @@ def test_tables_at_80_columns_drop_columns_rather_than_cut_values(monkeypatch):
     from lvtime.cli import output
 
     buf = io.StringIO()
-    monkeypatch.setattr(output, "console", Console(file=buf, width=80, force_terminal=False))
+    monkeypatch.setattr(output.console, "_console", Console(file=buf, width=80, force_terminal=False))
     table = Table("id", "label", "kind", "status", "estimate", "spent", "% budget")
     entry_id, label = "20261202-082640-9e17bf", "sweep sweep-rank-lr: r2-lr0.0001-ctx256"
     table.add_row(entry_id, label, "finetune", "completed", "1.20e15", "1.20e15", "1.2%")

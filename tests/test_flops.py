@@ -1,5 +1,7 @@
 """The estimator against hand-derived counts (1 layer, seq 3) and known model figures."""
 
+from dataclasses import replace
+
 import pytest
 
 from lvtime import flops
@@ -93,7 +95,7 @@ def test_lora_by_hand():
 def test_batch_layers_and_head_scale_linearly():
     one = flops.total(flops.forward_flops(TINY, 3))
     assert flops.total(flops.forward_flops(TINY, 3, 5)) == 5 * one
-    two_layers = TINY.model_copy(update={"num_layers": 2})
+    two_layers = replace(TINY, num_layers=2)
     per_layer = one - COURSEWORK["position_add"] - COURSEWORK["final_norm"] - COURSEWORK["lm_head"]
     assert flops.total(flops.forward_flops(two_layers, 3)) == one + per_layer
     numeric = flops.forward_flops(TINY, 3, head_vocab=2)
@@ -137,7 +139,27 @@ def test_from_hf_config(tmp_path):
     }
     (tmp_path / "config.json").write_text(json.dumps(cfg))
     arch = flops.resolve_architecture(str(tmp_path / "config.json"))
-    assert arch.model_dump(exclude={"name"}) == flops.PRESETS["qwen2.5-0.5b-instruct"].model_dump(exclude={"name"})
+    assert replace(arch, name="") == replace(flops.PRESETS["qwen2.5-0.5b-instruct"], name="")
     assert flops.resolve_architecture("Qwen/Qwen2.5-0.5B-Instruct").name == "Qwen2.5-0.5B-Instruct"
     with pytest.raises(UsageError, match="unknown model"):
         flops.resolve_architecture("no-such-model")
+
+
+@pytest.mark.parametrize(
+    "bad, named",
+    [({"hidden_size": 0}, "hidden_size"), ({"num_hidden_layers": "24"}, "num_layers"),
+     ({"tie_word_embeddings": None}, "tie_embeddings"), ({"max_position_embeddings": -1}, "max_positions")],
+)  # fmt: skip
+def test_a_config_with_impossible_sizes_is_refused_naming_the_field(tmp_path, bad, named):
+    import json
+
+    cfg = {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "vocab_size": 100, **bad}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(UsageError, match=f"not a usable Hugging Face config.*{named}"):
+        flops.resolve_architecture(str(tmp_path / "config.json"))
+
+
+def test_lora_spec_refuses_a_rank_below_one():
+    with pytest.raises(ValueError, match="rank"):
+        flops.LoraSpec(rank=0)

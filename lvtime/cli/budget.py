@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -95,7 +96,7 @@ def _flops_result(o: FlopsOptions) -> dict:
         "seq": o.context,
         "batch": o.batch_size,
         "steps": o.steps,
-        "lora": lora.model_dump() if lora else None,
+        "lora": asdict(lora) if lora else None,
         "head_vocab": hv or arch.vocab_size,
         "components": components,
         "forward": fwd,

@@ -163,7 +163,7 @@ def _progress(cfg, budget: float, show: bool):
         MofNCompleteColumn(),
         TextColumn("{task.fields[info]}", markup=False),
         TimeRemainingColumn(),
-        console=err_console,
+        console=err_console.real(),
         transient=False,
     )
     task = bar.add_task("train", total=cfg.steps, info="validating...")

@@ -91,7 +91,7 @@ def _progress(num_samples: int, show: bool):
         MofNCompleteColumn(),
         TextColumn("sequences"),
         TimeRemainingColumn(),
-        console=err_console,
+        console=err_console.real(),
     )
     task = bar.add_task("forecast", total=None)
 

@@ -14,14 +14,32 @@ import json
 import sys
 from typing import Any
 
-from rich.console import Console
-
 from lvtime.flops import flops_str, pct  # noqa: F401 - re-exported for the commands
+
+
+class _LazyConsole:
+    """A rich ``Console`` made on first use: importing rich.console is a fifth of a fast
+    command's start-up, and a ``--json`` run never prints through it."""
+
+    def __init__(self, **options: Any):
+        self._options = options
+        self._console = None
+
+    def real(self):
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return self._console
+
+    def __getattr__(self, name: str) -> Any:  # only for names this class does not define
+        return getattr(self.real(), name)
+
 
 # A pipe has no width: rich would assume 80 columns and cut every cell.
 _PIPE_WIDTH = None if sys.stdout.isatty() else 10_000
-console = Console(highlight=False, markup=False, width=_PIPE_WIDTH, soft_wrap=not sys.stdout.isatty())
-err_console = Console(stderr=True, highlight=False, markup=False)
+console = _LazyConsole(highlight=False, markup=False, width=_PIPE_WIDTH, soft_wrap=not sys.stdout.isatty())
+err_console = _LazyConsole(stderr=True, highlight=False, markup=False)
 
 
 def styled(*parts: str | tuple[str, str]):
@@ -42,14 +60,15 @@ def print_table(table, optional: tuple[str, ...] = (), whole: tuple[str, ...] = 
         column.overflow = "fold"
         if column.header in whole:
             column.min_width = max((len(str(c)) for c in column._cells), default=0)
-    unbounded = console.options.update_width(10**6)  # the width the table wants, not what it gets
+    out = console.real()
+    unbounded = out.options.update_width(10**6)  # the width the table wants, not what it gets
     for name in optional:
-        if Measurement.get(console, unbounded, table).maximum <= console.width:
+        if Measurement.get(out, unbounded, table).maximum <= out.width:
             break
         headers = [c.header for c in table.columns]
         if name in headers:
             table.columns.pop(headers.index(name))
-    console.print(table)
+    out.print(table)
 
 
 def _default(obj: Any) -> Any:
@@ -96,7 +115,7 @@ class progress_bar:  # noqa: N801 - used as a context manager, like open()
 
         self.bar = Progress(
             TextColumn(self.label, markup=False), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=err_console, transient=True,
+            console=err_console.real(), transient=True,
         )  # fmt: skip
         task = self.bar.add_task(self.label, total=self.total)
         self.bar.start()
