@@ -131,10 +131,13 @@ def _train(cfg, the_plan: Plan, data, ledger: Ledger, allow_over_budget: bool, o
     """Reserve (before loading weights: a refused run costs no loading time), train, settle."""
     from lvtime.distributed import init_distributed
     from lvtime.models import load_model, pick_device
-    from lvtime.training import Result, train
+    from lvtime.training import Result, check_compile, train
 
     run_dir = Path(cfg.out)
-    dist = init_distributed(pick_device(cfg.device))
+    device = pick_device(cfg.device)
+    if cfg.compile:
+        check_compile(device)  # every rank alike, before anything is charged
+    dist = init_distributed(device)
     result = Result(out=run_dir, steps_done=0)
     refused: LvtimeError | None = None
     with contextlib.ExitStack() as stack:

@@ -29,7 +29,7 @@ import torch
 from lvtime import checkpoints, forecast_eval, layout, llmtime, lora, signals, step0
 from lvtime.config import FinetuneConfig
 from lvtime.distributed import Dist
-from lvtime.errors import Interrupted, TrainingError
+from lvtime.errors import Interrupted, TrainingError, UsageError
 from lvtime.flops import Architecture, LoraSpec, forward_flops, train_step_flops
 from lvtime.flops import total as sum_flops
 from lvtime.run_state import RunState
@@ -221,6 +221,23 @@ def batch_indices(step: int, micro: int, cfg: FinetuneConfig, n_windows: int) ->
         gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
         out.append(int(torch.randperm(n_windows, generator=gen)[offset]))
     return out
+
+
+def check_compile(device: str) -> None:
+    """torch.compile on a CPU writes and builds C++: refuse ``--compile`` in one line,
+    before anything is charged, where the compiler torch looks for is missing."""
+    if not device.startswith("cpu"):
+        return
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception as exc:  # noqa: BLE001 - torch's own error type is private and moves
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(
+            f"--compile on a CPU needs the C++ compiler torch.compile builds with (g++, or $CXX): "
+            f"{reason}; install one or drop --compile"
+        ) from None
 
 
 def _autocast(device: str, dtype: torch.dtype):

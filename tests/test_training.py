@@ -456,3 +456,32 @@ def test_loss_on_horizon_and_extra_training_series(h5, tmp_path):
     assert len(more.train) > len(d.train) and torch.equal(more.val.input_ids, d.val.input_ids)
     r = finetune(c.model_copy(update={"extra_train": str(extra), "steps": 2}))
     assert math.isfinite(r.val_loss_after)
+
+
+def test_compiled_and_eager_training_give_the_same_losses(h5, tmp_path):
+    """torch.compile (inductor, C++ on a CPU) against eager: the same losses at every step.
+    Where no C++ compiler is found, --compile is refused in one line, charging nothing."""
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+
+        get_cpp_compiler()
+    except Exception:  # noqa: BLE001 - no toolchain on this machine
+        with pytest.raises(UsageError, match="C\\+\\+ compiler"):
+            finetune(cfg(h5, tmp_path / "compiled", steps=2, compile=True))
+        assert Ledger().read().entries == []
+        return
+    eager = finetune(cfg(h5, tmp_path / "eager", steps=2, eval_every=2, val_series=1))
+    compiled = finetune(cfg(h5, tmp_path / "compiled", steps=2, eval_every=2, val_series=1, compile=True))
+    losses = [[r["loss"] for r in metric_rows(tmp_path / name) if "loss" in r] for name in ("eager", "compiled")]
+    assert len(losses[0]) == 2 and losses[1] == pytest.approx(losses[0], rel=1e-4)
+    assert compiled.val_losses == pytest.approx(eager.val_losses, rel=1e-4)
+    assert compiled.val_loss_after != compiled.val_loss_before  # the compiled run did train
+
+
+def test_compile_without_a_cpp_compiler_is_one_line_and_charges_nothing(h5, tmp_path, monkeypatch):
+    import torch._inductor.config as inductor
+
+    monkeypatch.setattr(inductor.cpp, "cxx", ("/no/such/c++",))  # a new search: its cache is keyed on it
+    with pytest.raises(UsageError, match="C\\+\\+ compiler.*drop --compile"):
+        finetune(cfg(h5, tmp_path / "compiled", compile=True))
+    assert Ledger().read().entries == [] and not (tmp_path / "compiled" / "metrics.jsonl").exists()
