@@ -3,10 +3,12 @@
 Reference: ``model(input_ids, attention_mask, labels=labels).loss.backward()`` with the
 same LoRA setup (rank 8 on q/v), AdamW on the LoRA parameters. lvtime: the trainer's
 ``LossHead`` (hidden states of labelled positions only; optional numeric head), with
-weights in float32 or bfloat16 (+ autocast). Each configuration runs in its own process
-so that peak memory (max RSS) is its own.
+weights in float32 or bfloat16 (+ autocast), eager or compiled (``finetune --compile``).
+Each configuration runs in its own process so that peak memory (max RSS) is its own;
+each prints its loss at every step (warm-up included), so paths can be compared.
 
     python benchmarks/train_speed.py --model smollm2-135m-instruct --batch 4 --context 256
+    python benchmarks/train_speed.py --context 1024 --match "numeric head"   # eager vs compiled
 """
 
 from __future__ import annotations
@@ -18,16 +20,17 @@ import subprocess
 import sys
 import time
 
-CONFIGS = [
-    ("reference fp32", "reference", "float32", "full"),
-    ("reference bf16", "reference", "bfloat16", "full"),
-    ("lvtime fp32 full head", "lvtime", "float32", "full"),
-    ("lvtime bf16 full head", "lvtime", "bfloat16", "full"),
-    ("lvtime bf16 numeric head", "lvtime", "bfloat16", "numeric"),
+CONFIGS = [  # name, loss path, weights dtype, head, torch.compile (finetune --compile)
+    ("reference fp32", "reference", "float32", "full", False),
+    ("reference bf16", "reference", "bfloat16", "full", False),
+    ("lvtime fp32 full head", "lvtime", "float32", "full", False),
+    ("lvtime bf16 full head", "lvtime", "bfloat16", "full", False),
+    ("lvtime bf16 numeric head", "lvtime", "bfloat16", "numeric", False),
+    ("lvtime bf16 numeric head compiled", "lvtime", "bfloat16", "numeric", True),
 ]
 
 
-def one(args, path: str, dtype: str, head: str) -> dict:
+def one(args, path: str, dtype: str, head: str, compiled: bool) -> dict:
     import numpy as np
     import torch
 
@@ -38,6 +41,8 @@ def one(args, path: str, dtype: str, head: str) -> dict:
     torch.manual_seed(0)
     lm = load_model(args.model, device=args.device, dtype=dtype)
     lora.inject(lm.model, rank=8)
+    if compiled:
+        lm.model.model.compile()  # as finetune --compile does; compiling happens in the warm-up steps
     ds = simulation.simulate(n=16, points=100, seed=0)
     from lvtime.config import FinetuneConfig
 
@@ -50,7 +55,7 @@ def one(args, path: str, dtype: str, head: str) -> dict:
     loss_head = training.LossHead(lm.model, ids)
     autocast = training._autocast(lm.device, getattr(torch, dtype))
     lm.model.train()
-    times, tokens = [], 0
+    times, tokens, losses = [], 0, []
     for step in range(args.warmup + args.steps):
         sel = [(step * args.batch + i) % len(w) for i in range(args.batch)]
         batch = [t[sel].to(lm.device) for t in (w.input_ids, w.attention_mask, w.labels)]
@@ -63,6 +68,7 @@ def one(args, path: str, dtype: str, head: str) -> dict:
             else:
                 total, n = loss_head(*batch)
                 loss = total / n
+        losses.append(float(loss))
         loss.backward()
         opt.step()
         opt.zero_grad()
@@ -76,6 +82,7 @@ def one(args, path: str, dtype: str, head: str) -> dict:
         "s_per_step": sum(times) / len(times),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "loss": float(loss),
+        "losses": losses,
     }
 
 
@@ -87,29 +94,33 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--device", default="auto")
+    p.add_argument("--match", default="", help="run only the configurations whose name contains this")
     p.add_argument("--only", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.only:
         name = args.only
-        _, path, dtype, head = next(c for c in CONFIGS if c[0] == name)
-        print(json.dumps(one(args, path, dtype, head)))
+        _, path, dtype, head, compiled = next(c for c in CONFIGS if c[0] == name)
+        print(json.dumps(one(args, path, dtype, head, compiled)))
         return
     print(f"model {args.model}, batch {args.batch} x {args.context}, {args.steps} timed steps, LoRA r8 q/v")
     base = None
     for name, *_ in CONFIGS:
+        if args.match not in name:
+            continue
         cmd = [sys.executable, __file__, "--only", name] + [
-            f"--{k}={v}" for k, v in vars(args).items() if k != "only" and v is not None
+            f"--{k}={v}" for k, v in vars(args).items() if k not in ("only", "match") and v is not None
         ]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
-            print(f"{name:28s} failed: {out.stderr.strip().splitlines()[-1]}")
+            print(f"{name:36s} failed: {out.stderr.strip().splitlines()[-1]}")
             continue
         r = json.loads(out.stdout.strip().splitlines()[-1])
         base = base or r["tokens_per_s"]
         print(
-            f"{name:28s} {r['tokens_per_s']:9.0f} tok/s  {r['s_per_step']:6.2f} s/step  "
+            f"{name:36s} {r['tokens_per_s']:9.0f} tok/s  {r['s_per_step']:6.2f} s/step  "
             f"x{r['tokens_per_s'] / base:4.2f}  peak RSS {r['peak_rss_mb']:6.0f} MB"
         )
+        print(f"{'':36s} losses: {' '.join(f'{x:.4f}' for x in r['losses'])}")
 
 
 if __name__ == "__main__":
