@@ -39,9 +39,7 @@ def main() -> None:
     exe = shutil.which("lvtime") or os.path.join(os.path.dirname(sys.executable), "lvtime")
     tmp = tempfile.mkdtemp()
     env = {**os.environ, "LVTIME_LEDGER": os.path.join(tmp, "ledger.json")}
-    bare_typer = (
-        "import typer\napp = typer.Typer()\n@app.command()\ndef f(seq: int = 1):\n    print(seq)\napp()\n"
-    )
+    bare_typer = "import typer\napp = typer.Typer()\n@app.command()\ndef f(seq: int = 1):\n    print(seq)\napp()\n"
     commands = {
         "floor: import typer, rich, pydantic": [sys.executable, "-c", "import typer, rich, pydantic"],
         "floor: the same plus numpy": [sys.executable, "-c", "import typer, rich, pydantic, numpy"],

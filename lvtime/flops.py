@@ -219,7 +219,6 @@ class LoraSpec:
         object.__setattr__(self, "targets", tuple(self.targets))
 
 
-
 def pct(part: float | None, whole: float) -> str:
     """A share in percent, readable at any size: ``24.2%``, ``0.0104%``, ``<0.0001%``."""
     if part is None or not whole:
