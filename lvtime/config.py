@@ -226,7 +226,11 @@ class FinetuneConfig(BaseModel):
     head: Head = "full"
     device: Device = "auto"
     dtype: Dtype = "auto"
-    compile: bool = Field(False, description="torch.compile the model body (fewer kernel launches on GPUs).")
+    compile: bool = Field(
+        False,
+        description="torch.compile the model body: faster on GPUs; on a CPU it needs a C++ compiler "
+        "and was 8% slower at the recipe's shape (docs/benchmarks.md).",
+    )
     convention: Convention = "coursework"
 
     @model_validator(mode="before")

@@ -72,6 +72,11 @@ def plan(cfg: FinetuneConfig, ledger: Ledger, resume: bool = False):
             raise UsageError(f"{run_dir}: {mismatch}; restore its config.json, or start over with --force")
         if resume_step is not None and cfg.steps < resume_step:
             raise UsageError(f"--steps {cfg.steps}: {run_dir} is already at step {resume_step}; give --steps >= that")
+    if cfg.compile:  # a dry run refuses it too; every rank alike, before anything is charged
+        from lvtime.models import pick_device
+        from lvtime.training import check_compile
+
+        check_compile(pick_device(cfg.device))
     arch = architecture_for(cfg.model)
     if arch.max_positions and cfg.context > arch.max_positions:  # checked before any window is allocated
         raise UsageError(f"--context {cfg.context}: {arch.name} takes at most {arch.max_positions} tokens")
@@ -131,13 +136,10 @@ def _train(cfg, the_plan: Plan, data, ledger: Ledger, allow_over_budget: bool, o
     """Reserve (before loading weights: a refused run costs no loading time), train, settle."""
     from lvtime.distributed import init_distributed
     from lvtime.models import load_model, pick_device
-    from lvtime.training import Result, check_compile, train
+    from lvtime.training import Result, train
 
     run_dir = Path(cfg.out)
-    device = pick_device(cfg.device)
-    if cfg.compile:
-        check_compile(device)  # every rank alike, before anything is charged
-    dist = init_distributed(device)
+    dist = init_distributed(pick_device(cfg.device))
     result = Result(out=run_dir, steps_done=0)
     refused: LvtimeError | None = None
     with contextlib.ExitStack() as stack:

@@ -485,3 +485,5 @@ def test_compile_without_a_cpp_compiler_is_one_line_and_charges_nothing(h5, tmp_
     with pytest.raises(UsageError, match="C\\+\\+ compiler.*drop --compile"):
         finetune(cfg(h5, tmp_path / "compiled", compile=True))
     assert Ledger().read().entries == [] and not (tmp_path / "compiled" / "metrics.jsonl").exists()
+    dry = runner.invoke(app, ["finetune", str(h5), "--model", "tiny-qwen2", "--compile", "--dry-run"])
+    assert dry.exit_code == 2 and "C++ compiler" in dry.output  # the dry run says what the run would refuse
