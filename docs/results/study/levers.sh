@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 25's levers at equal FLOPs on the study's data: the README recipe shortened to
 # 65 steps (2.5e14 training FLOPs), alone, with the same recipe plus one lever each
-# (the last: one alpha per species instead of one per series).
+# (species: one alpha per species instead of one per series; combined: the three at once).
 # Every run forecasts the first 40 validation series (630-669) greedy at step 0 and at
 # the end (in-training forecasts, logged in metrics.jsonl and kept in best/).
 #   bash docs/results/study/levers.sh STUDY.h5 LIKE.h5 OUT
@@ -19,3 +19,4 @@ run base
 run extra5x --extra-train "$LIKE"
 run horizon --loss-on horizon
 run species --scale species
+run combined --loss-on horizon --scale species --extra-train "$LIKE"
