@@ -131,11 +131,14 @@ def test_the_server_stopped_mid_search_fails_in_one_line_and_a_rerun_resumes(ser
     assert code == 1 and len(lines) == 1 and lines[0].startswith("lvtime: error: the search's storage"), err
     stopped = entries(shared)
     assert [e.status for e in stopped] == ["failed"]  # settled at what it spent, not left running
-    srv = pgserver.get_server(str(data), cleanup_mode="stop")  # started again (the fixture stops it)
-    code, err = finish(start(argv, tmp_path / "w2"))
-    assert code == 0, err
-    assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials(url, shared)) == 2
-    after = entries(shared)
-    assert after[0].model_dump() == stopped[0].model_dump()  # the failed trial's entry is not charged again
-    assert [e.status for e in after[1:]] == ["completed", "completed"]
-    assert json.loads((shared / "s" / "sweep.json").read_text())["storage"] == url
+    restarted = pgserver.get_server(str(data), cleanup_mode="stop")  # started again; stopped below
+    try:
+        code, err = finish(start(argv, tmp_path / "w2"))
+        assert code == 0, err
+        assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in trials(url, shared)) == 2
+        after = entries(shared)
+        assert after[0].model_dump() == stopped[0].model_dump()  # the failed trial's entry is not charged again
+        assert [e.status for e in after[1:]] == ["completed", "completed"]
+        assert json.loads((shared / "s" / "sweep.json").read_text())["storage"] == url
+    finally:
+        restarted.cleanup()  # the fixture's cleanup is of the first server, already stopped: no process left behind
