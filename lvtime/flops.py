@@ -53,7 +53,7 @@ in generation). LoRA on a module ``d_in -> d_out`` at rank ``r`` adds
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,16 +91,18 @@ class Architecture:
     max_positions: int | None = None  # longest sequence the model takes (None: unknown)
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if f.name == "name":
-                if not isinstance(value, str):
-                    raise ValueError(f"name must be text, got {value!r}")
-            elif f.type == "bool":
-                if not isinstance(value, bool):
-                    raise ValueError(f"{f.name} must be true or false, got {value!r}")
-            elif not (value is None and f.name == "max_positions") and not _positive_int(value):
-                raise ValueError(f"{f.name} must be a whole number > 0, got {value!r}")
+        sizes = ["hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim"]
+        sizes.append("vocab_size")
+        if self.max_positions is not None:
+            sizes.append("max_positions")
+        for name in sizes:
+            if not _positive_int(getattr(self, name)):
+                raise ValueError(f"{name} must be a whole number > 0, got {getattr(self, name)!r}")
+        for name in ("tie_embeddings", "qkv_bias", "o_bias", "mlp_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.name, str):
+            raise ValueError(f"name must be text, got {self.name!r}")
 
     @classmethod
     def from_hf_config(cls, config: Any, name: str | None = None) -> Architecture:
