@@ -91,8 +91,9 @@ class Architecture:
     max_positions: int | None = None  # longest sequence the model takes (None: unknown)
 
     def __post_init__(self) -> None:
-        sizes = ["hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim"]
-        sizes.append("vocab_size")
+        sizes = [
+            "hidden_size", "intermediate_size", "num_layers", "num_heads", "num_kv_heads", "head_dim", "vocab_size",
+        ]  # fmt: skip
         if self.max_positions is not None:
             sizes.append("max_positions")
         for name in sizes:
