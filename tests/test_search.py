@@ -3,6 +3,7 @@ charged what it spent; the budget caps the search; workers share one study; a ki
 worker's trial is replaced and its reservation settled; without Optuna, one line."""
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -31,7 +32,7 @@ BASE = dict(steps=6, forecast_every=2, forecast_series=3, history=10)
 
 def spec(h5, tmp_path, **kw) -> SweepConfig:
     base = finetune_cfg(h5, "x", **BASE).model_dump(exclude={"out"})
-    return SweepConfig(out=str(tmp_path / "s"), base=base, search="random", **kw)
+    return SweepConfig(out=str(tmp_path / "s"), base=base, **{"search": "random", **kw})
 
 
 def trials(s: SweepConfig):
@@ -155,3 +156,21 @@ def test_a_killed_worker_leaves_nothing_stuck_and_a_rerun_completes_the_search(s
     assert states[0] == optuna.trial.TrialState.FAIL  # replaced...
     assert states.count(optuna.trial.TrialState.COMPLETE) == 2  # ...and the search completed
     assert os.path.exists(out / layout.SEARCH_JOURNAL)
+
+
+def test_a_short_tpe_search_models_its_trials_instead_of_sampling_them_all_at_random(small_h5, tmp_path):
+    """Optuna's TPE samples its first 10 trials at random: a search of 10 or fewer trials
+    would be a random search under another name. lvtime starts modelling after a third."""
+
+    def distance(trial):  # the best lr is 1e-3
+        return abs(math.log10(trial.suggest_float("lr", 1e-5, 1e-1, log=True)) + 3)
+
+    found = {}
+    for kind in ("random", "tpe"):
+        s = spec(small_h5, tmp_path / kind, trials=9, search=kind, space={"lr": {"low": 1e-5, "high": 1e-1}})
+        study = search.open_study(s)
+        study.optimize(distance, n_trials=s.trials)
+        found[kind] = [t.params["lr"] for t in study.trials]
+    assert found["tpe"][:3] == found["random"][:3]  # the startup trials: the same random draws
+    assert found["tpe"][3:] != found["random"][3:]  # then TPE chooses
+    assert search.startup_trials(9) == 3 and search.startup_trials(100) == 10 and search.startup_trials(2) == 1
