@@ -21,7 +21,13 @@ def quote(word: str) -> str:
     if not _CONTROL.search(word):
         return shlex.quote(word)
     escaped = word.replace("\\", "\\\\").replace("'", "\\'")
-    return "$'" + _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", escaped) + "'"
+    return "$'" + escape_control(escaped) + "'"
+
+
+def escape_control(text: str) -> str:
+    """``text`` with each control character written as ``\\xNN``: one line, nothing a
+    terminal acts on."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def command_line(argv: list[str]) -> str:

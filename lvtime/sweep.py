@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from lvtime import folders, layout
+from lvtime import folders, layout, shell
 from lvtime.config import FinetuneConfig, ForecastConfig, SweepConfig, command_args
 from lvtime.errors import BudgetError, RunFolderError, UsageError, first_error
 from lvtime.ledger import Ledger
@@ -348,9 +348,21 @@ def job_commands(sweep: SweepConfig, p: PlannedRun, ledger: Ledger, allow_over_b
     return [c + common for c in commands]
 
 
-def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
+def _md_cell(column: str, value) -> str:
+    """One results.md cell: '-' where there is no value (a pruned trial's last validation
+    loss); a value from the sweep file (a path, a label) kept on its line and in its cell."""
     from lvtime.flops import flops_str
 
+    if value is None:
+        return "-"
+    if column == "flops":
+        return flops_str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return shell.escape_control(str(value)).replace("|", "\\|")
+
+
+def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
     sweep_dir.mkdir(parents=True, exist_ok=True)
     layout.write_json(layout.results_path(sweep_dir, "json"), rows)
     if rows:
@@ -363,16 +375,7 @@ def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
         cols[-4:-4] = ["forecast_mase", "best_reference_mase", "ode_limit_mase"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
-        cells = []
-        for c in cols:
-            v = r.get(c)
-            if c == "flops":
-                cells.append(flops_str(v))
-            elif isinstance(v, float):
-                cells.append(f"{v:.4g}")
-            else:
-                cells.append(str(v))
-        lines.append("| " + " | ".join(cells) + " |")
+        lines.append("| " + " | ".join(_md_cell(c, r.get(c)) for c in cols) + " |")
     layout.results_path(sweep_dir, "md").write_text("\n".join(lines) + "\n")
     from lvtime import plots
 

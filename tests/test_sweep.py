@@ -339,3 +339,32 @@ def test_step_0s_forecast_is_charged_once_per_sweep_and_logged_for_every_run(sma
     finetune(finetune_cfg(small_h5, tmp_path / "alone", **{k: v for k, v in base.items() if k != "data"}))
     alone = next(r for r in layout.read_metrics(tmp_path / "alone") if "forecast_score" in r)
     assert "reused" not in alone and alone["forecast_score"] == firsts[0]["forecast_score"]
+
+
+def pruned_row(**kw) -> dict:
+    """A search's row for a trial pruned before its final validation pass."""
+    row = dict(run="trial-2", lr=0.0029, extra_train=None, val_loss_0=1.2, val_loss=None, steps=30, flops=1.35e14,
+               percent_budget=0.135, wall_s=575.7, forecast_mase=3.76, best_reference_mase=0.92, ode_limit_mase=0.015,
+               pruned=True)  # fmt: skip
+    return {**row, **kw}
+
+
+def test_a_pruned_trial_without_a_final_validation_loss_is_printed_and_written(tmp_path, capsys):
+    from lvtime.cli.sweeps import _print_results
+
+    rows = [pruned_row(), pruned_row(run="trial-3", extra_train="more.h5")]
+    _print_results(rows, ["lr", "extra_train"], str(tmp_path), "forecast")  # raised TypeError on the None
+    assert "trial-2" in capsys.readouterr().out
+    sw.write_results(tmp_path, rows, ["lr", "extra_train"])
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert "None" not in "\n".join(table)  # an absent value is '-'
+    assert table[2].split(" | ")[2:5] == ["-", "1.2", "-"]  # extra_train, val_loss_0, val_loss
+
+
+def test_a_hostile_value_stays_in_its_results_md_cell(tmp_path):
+    hostile = "a|b\nc.h5"
+    sw.write_results(tmp_path, [pruned_row(extra_train=hostile)], ["lr", "extra_train"])
+    table = (tmp_path / "results.md").read_text().splitlines()
+    assert len(table) == 3  # header, rule, one row: the newline did not start a row
+    assert table[2].replace("\\|", "").count("|") == table[0].count("|")  # nor did '|' start a cell
+    assert "a\\|b\\x0ac.h5" in table[2]

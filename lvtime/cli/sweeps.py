@@ -301,13 +301,16 @@ def _print_results(rows, keys, out, rank_by: str) -> None:
     def num(x) -> str:
         return "-" if x is None else f"{x:.3g}"
 
+    def loss(x) -> str:
+        return "-" if x is None else f"{x:.4f}"
+
     for r in rows:
         scores = [num(r.get("forecast_mase")), num(r.get("best_reference_mase")), num(r.get("ode_limit_mase"))]
         table.add_row(
             r["run"],
             *(str(r[k]) for k in keys),
-            f"{r['val_loss_0']:.4f}",
-            f"{r['val_loss']:.4f}",
+            loss(r["val_loss_0"]),
+            loss(r["val_loss"]),  # none where a search pruned the trial before its last validation
             *(scores if forecast else []),
             str(r["steps"]),
             flops_str(r["flops"]),
