@@ -354,7 +354,8 @@ def test_a_pruned_trial_without_a_final_validation_loss_is_printed_and_written(t
 
     rows = [pruned_row(), pruned_row(run="trial-3", extra_train="more.h5")]
     _print_results(rows, ["lr", "extra_train"], str(tmp_path), "forecast")  # raised TypeError on the None
-    assert "trial-2" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "trial-2" in printed and "30 (pruned)" in printed and "None" not in printed
     sw.write_results(tmp_path, rows, ["lr", "extra_train"])
     table = (tmp_path / "results.md").read_text().splitlines()
     assert "None" not in "\n".join(table)  # an absent value is '-'

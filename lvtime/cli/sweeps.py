@@ -308,11 +308,11 @@ def _print_results(rows, keys, out, rank_by: str) -> None:
         scores = [num(r.get("forecast_mase")), num(r.get("best_reference_mase")), num(r.get("ode_limit_mase"))]
         table.add_row(
             r["run"],
-            *(str(r[k]) for k in keys),
+            *("-" if r[k] is None else str(r[k]) for k in keys),
             loss(r["val_loss_0"]),
             loss(r["val_loss"]),  # none where a search pruned the trial before its last validation
             *(scores if forecast else []),
-            str(r["steps"]),
+            f"{r['steps']} (pruned)" if r.get("pruned") else str(r["steps"]),
             flops_str(r["flops"]),
             f"{r['percent_budget']:.3g}%",
             f"{r['wall_s']:.0f}s",
