@@ -373,6 +373,8 @@ def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:
     cols = ["run", *keys, "val_loss_0", "val_loss", "steps", "flops", "percent_budget", "wall_s"]
     if rows and "forecast_mase" in rows[0]:
         cols[-4:-4] = ["forecast_mase", "best_reference_mase", "ode_limit_mase"]
+    if any("pruned" in r for r in rows):  # a search's rows
+        cols.append("pruned")
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         lines.append("| " + " | ".join(_md_cell(c, r.get(c)) for c in cols) + " |")

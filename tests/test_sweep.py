@@ -360,6 +360,7 @@ def test_a_pruned_trial_without_a_final_validation_loss_is_printed_and_written(t
     table = (tmp_path / "results.md").read_text().splitlines()
     assert "None" not in "\n".join(table)  # an absent value is '-'
     assert table[2].split(" | ")[2:5] == ["-", "1.2", "-"]  # extra_train, val_loss_0, val_loss
+    assert table[0].endswith("| pruned |") and table[2].endswith("| True |")
 
 
 def test_a_hostile_value_stays_in_its_results_md_cell(tmp_path):
