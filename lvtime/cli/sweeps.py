@@ -298,19 +298,17 @@ def _print_results(rows, keys, out, rank_by: str) -> None:
         title=f"results (best first, by {'forecast MASE' if forecast else 'validation loss'}); files in {out}",
     )
 
-    def num(x) -> str:
-        return "-" if x is None else f"{x:.3g}"
-
-    def loss(x) -> str:
-        return "-" if x is None else f"{x:.4f}"
+    def shown(x, spec: str = ".3g") -> str:
+        """'-' for no value: a search's pruned trial has no last validation loss."""
+        return "-" if x is None else format(x, spec)
 
     for r in rows:
-        scores = [num(r.get("forecast_mase")), num(r.get("best_reference_mase")), num(r.get("ode_limit_mase"))]
+        scores = [shown(r.get("forecast_mase")), shown(r.get("best_reference_mase")), shown(r.get("ode_limit_mase"))]
         table.add_row(
             r["run"],
-            *("-" if r[k] is None else str(r[k]) for k in keys),
-            loss(r["val_loss_0"]),
-            loss(r["val_loss"]),  # none where a search pruned the trial before its last validation
+            *(shown(r[k], "") for k in keys),
+            shown(r["val_loss_0"], ".4f"),
+            shown(r["val_loss"], ".4f"),
             *(scores if forecast else []),
             f"{r['steps']} (pruned)" if r.get("pruned") else str(r["steps"]),
             flops_str(r["flops"]),
