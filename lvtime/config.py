@@ -513,7 +513,8 @@ class SweepConfig(BaseModel):
     trials: int = Field(10, ge=1, description="Trials of a random or tpe search.")
     space: dict[str, Any] = Field(
         default_factory=dict,
-        description='Search space (file only): option -> choices, or {"low": 1e-5, "high": 1e-2, "log": true}.',
+        description='Search space (file only): option -> choices, or {"low": 1e-5, "high": 1e-2, "log": true}; '
+        'options chosen together: "context+batch_size": [[512, 4], [1024, 2]].',
     )
     prune: Literal["none", "asha", "hyperband"] = Field(
         "none", description="Stop trials whose in-training forecast scores fall behind (random or tpe search)."
@@ -547,9 +548,12 @@ class SweepConfig(BaseModel):
             if key == "out":
                 raise ValueError("'out' is the sweep's own folder (each configuration gets a sub-folder)")
         for key, domain in self.space.items():
-            if key not in FinetuneConfig.model_fields or key == "out":
-                raise ValueError(f"space: {key!r} is not a finetune option")
-            if isinstance(domain, dict):
+            names = key.split(JOINT)
+            if any(n not in FinetuneConfig.model_fields or n == "out" for n in names):
+                raise ValueError(f"space: {key!r} is not a finetune option (or options joined by {JOINT!r})")
+            if len(names) > 1:
+                self.space[key] = _joint_choices(key, names, domain)
+            elif isinstance(domain, dict):
                 if not {"low", "high"} <= domain.keys() or not set(domain) <= {"low", "high", "log"}:
                     raise ValueError(f"space: {key!r} takes a list of choices or low, high and log")
                 finetune_value(key, domain["low"]), finetune_value(key, domain["high"])
@@ -557,6 +561,10 @@ class SweepConfig(BaseModel):
                 raise ValueError(f"space: {key!r} has no values")
             else:
                 self.space[key] = [finetune_value(key, v) for v in domain]
+        named = option_names([*self.grid, *self.space])
+        if len(set(named)) < len(named):
+            twice = next(n for n in named if named.count(n) > 1)
+            raise ValueError(f"{twice!r} is searched twice (in the grid, the space or a joint choice)")
         self.base = {key: finetune_value(key, value) for key, value in self.base.items()}
         for key, values in self.grid.items():
             if not values:
@@ -567,6 +575,24 @@ class SweepConfig(BaseModel):
                     unique.append(value)
             self.grid[key] = unique
         return self
+
+
+JOINT = "+"  # a space key of options chosen together: "context+batch_size": [[512, 4], [1024, 2]]
+
+
+def option_names(keys) -> list[str]:
+    """The finetune options a sweep's grid and space keys name, joint keys split."""
+    return [name for key in keys for name in key.split(JOINT)]
+
+
+def _joint_choices(key: str, names: list[str], domain: Any) -> list[list[Any]]:
+    """A joint key's choices, each a list of one value per option, validated."""
+    shape = f"space: {key!r} takes a list of choices, each a list of {len(names)} values ({', '.join(names)})"
+    if not isinstance(domain, list) or not domain:
+        raise ValueError(shape)
+    if any(not isinstance(c, list) or len(c) != len(names) for c in domain):
+        raise ValueError(shape)
+    return [[finetune_value(n, v) for n, v in zip(names, choice, strict=True)] for choice in domain]
 
 
 def finetune_value(key: str, value: Any) -> Any:

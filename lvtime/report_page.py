@@ -416,7 +416,7 @@ def _frontier(fr: dict, total: float) -> str:
 def _sweeps(sweeps: list[dict], root: Path, total: float) -> str:
     out = "<h2>Sweeps</h2>" + ("" if sweeps else '<p class="meta">none</p>')
     for s in sweeps:
-        keys = list(s["grid"])
+        keys = s["options"]
         by = "forecast_mase" if s["rank_by"] == "forecast" else "val_loss"
         columns = [SWEEP_RUN, *(Column(k, value_of(k)) for k in keys), Column(by, value_of(by), "num"), *SWEEP_COST]
         kind = f"{s['search']} search, " if s.get("search", "grid") != "grid" else ""

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lvtime import folders, layout
-from lvtime.config import FinetuneConfig, SweepConfig
+from lvtime.config import JOINT, FinetuneConfig, SweepConfig, option_names
 from lvtime.errors import BudgetError, Interrupted, LvtimeError, UsageError
 from lvtime.ledger import Ledger
 
@@ -151,15 +151,42 @@ def space_of(spec: SweepConfig) -> dict[str, Any]:
 
 
 def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
-    values = {}
+    """A trial's finetune options, drawn from the space."""
+    params = {}
     for key, domain in space.items():
-        if isinstance(domain, list):
-            values[key] = trial.suggest_categorical(key, domain)
+        if JOINT in key:  # Optuna's choices are plain values: a joint choice is drawn by its label
+            params[key] = trial.suggest_categorical(key, [_label(c) for c in domain])
+        elif isinstance(domain, list):
+            params[key] = trial.suggest_categorical(key, domain)
         elif FinetuneConfig.model_fields[key].annotation is int:
-            values[key] = trial.suggest_int(key, int(domain["low"]), int(domain["high"]), log=domain.get("log", False))
+            params[key] = trial.suggest_int(key, int(domain["low"]), int(domain["high"]), log=domain.get("log", False))
         else:
-            values[key] = trial.suggest_float(key, domain["low"], domain["high"], log=domain.get("log", False))
+            params[key] = trial.suggest_float(key, domain["low"], domain["high"], log=domain.get("log", False))
+    return options_of(space, params)
+
+
+def _label(choice: list[Any]) -> str:
+    return ", ".join(map(str, choice))
+
+
+def options_of(space: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's Optuna parameters as finetune options: a joint choice's label becomes
+    its options' values."""
+    values = {}
+    for key, value in params.items():
+        if JOINT in key:
+            choice = next(c for c in space[key] if _label(c) == value)
+            values.update(zip(key.split(JOINT), choice, strict=True))
+        else:
+            values[key] = value
     return values
+
+
+def first_options(spec: SweepConfig) -> dict[str, Any]:
+    """The search's first configuration: each choice's first value (a range's high end)."""
+    space = space_of(spec)
+    first = {k: v[0] if isinstance(v, list) else v["high"] for k, v in space.items()}
+    return options_of(space, {k: _label(v) if JOINT in k else v for k, v in first.items()})
 
 
 def startup_trials(trials: int) -> int:
@@ -395,11 +422,13 @@ def collect(spec: SweepConfig, study, budget: float) -> list[dict]:
     from lvtime import sweep
 
     optuna = load_optuna()
+    space = space_of(spec)
     planned = []
     for t in study.get_trials(deepcopy=False):
         if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
-            cfg = trial_config(spec, t.number, t.params)
-            planned.append(sweep.PlannedRun(f"trial-{t.number}", dict(t.params), cfg, "done", 0.0))
+            values = options_of(space, t.params)
+            cfg = trial_config(spec, t.number, values)
+            planned.append(sweep.PlannedRun(f"trial-{t.number}", values, cfg, "done", 0.0))
     rows = []
     for p in planned:
         summary = layout.read_summary(Path(p.config.out))
@@ -407,7 +436,7 @@ def collect(spec: SweepConfig, study, budget: float) -> list[dict]:
             continue
         rows.append(sweep.result_row(p, summary, budget) | _scores(summary, Path(p.config.out)))
     rows.sort(key=lambda r: (r["forecast_mase"] is None, r["forecast_mase"]))
-    sweep.write_results(Path(spec.out), rows, list(space_of(spec)))
+    sweep.write_results(Path(spec.out), rows, option_names(space))
     return rows
 
 

@@ -5,6 +5,7 @@ worker's trial is replaced and its reservation settled; without Optuna, one line
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,3 +175,34 @@ def test_a_short_tpe_search_models_its_trials_instead_of_sampling_them_all_at_ra
     assert found["tpe"][:3] == found["random"][:3]  # the startup trials: the same random draws
     assert found["tpe"][3:] != found["random"][3:]  # then TPE chooses
     assert search.startup_trials(9) == 3 and search.startup_trials(100) == 10 and search.startup_trials(2) == 1
+
+
+def test_options_chosen_together_reach_each_trial_and_the_results_as_options(small_h5, tmp_path):
+    s = spec(small_h5, tmp_path, trials=2, space={"context+batch_size": [[32, 2], [64, 1]]})
+    study = search.open_study(s)
+    for label in ("32, 2", "64, 1"):
+        study.enqueue_trial({"context+batch_size": label})
+    rows = search.run(s, Ledger())
+    ran = {(r["context"], r["batch_size"]) for r in rows}
+    assert ran == {(32, 2), (64, 1)}  # each choice's values together, never 32 with 1
+    for r in rows:
+        cfg = layout.read_config(tmp_path / "s" / r["run"])
+        assert (cfg.context, cfg.batch_size) == (r["context"], r["batch_size"])
+    header = (tmp_path / "s" / "results.md").read_text().splitlines()[0]
+    assert "| context | batch_size |" in header
+
+
+@pytest.mark.parametrize(
+    ("space", "says"),
+    [
+        ({"context+batch_size": [[32]]}, "each a list of 2 values (context, batch_size)"),
+        ({"context+batch_size": [32, 2]}, "each a list of 2 values"),
+        ({"context+batch_size": []}, "each a list of 2 values"),
+        ({"context+nope": [[32, 2]]}, "'context+nope' is not a finetune option (or options joined by '+')"),
+        ({"context+batch_size": [[32, 0]]}, "batch_size: 0"),
+        ({"context": [32, 64], "context+batch_size": [[32, 2]]}, "'context' is searched twice"),
+    ],
+)
+def test_a_joint_choice_that_does_not_fit_its_options_is_refused_by_name(space, says):
+    with pytest.raises(ValueError, match=re.escape(says)):
+        SweepConfig(search="tpe", space=space)

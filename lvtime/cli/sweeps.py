@@ -9,7 +9,7 @@ import typer
 
 from lvtime.cli import options
 from lvtime.cli.output import console, err_console, flops_str, pct, print_json, print_table, styled
-from lvtime.config import FinetuneConfig, SweepConfig, SweepFlags
+from lvtime.config import FinetuneConfig, SweepConfig, SweepFlags, option_names
 from lvtime.shell import command_line
 
 
@@ -121,7 +121,7 @@ def _search(spec, lg, flags) -> None:
         if flags.as_json:
             print_json({"plan": plan, "results": rows, "best_command": best_command})
             return
-        _print_results(rows, list(search.space_of(spec)), spec.out, "forecast")
+        _print_results(rows, option_names(search.space_of(spec)), spec.out, "forecast")
         if best_command:
             console.print("best configuration, as a finetune command:")
             console.print(best_command, soft_wrap=True)
@@ -168,8 +168,7 @@ def _trial_cost(spec, lg) -> float:
     """The estimate of the search's first configuration (each choice's first value)."""
     from lvtime import finetune_run, search
 
-    first = {k: v[0] if isinstance(v, list) else v["high"] for k, v in search.space_of(spec).items()}
-    the_plan, _ = finetune_run.plan(search.trial_config(spec, 0, first), lg)
+    the_plan, _ = finetune_run.plan(search.trial_config(spec, 0, search.first_options(spec)), lg)
     return the_plan.estimate["total"]
 
 
