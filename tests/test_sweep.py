@@ -349,13 +349,16 @@ def pruned_row(**kw) -> dict:
     return {**row, **kw}
 
 
-def test_a_pruned_trial_without_a_final_validation_loss_is_printed_and_written(tmp_path, capsys):
+@pytest.mark.parametrize("width", [10_000, 60])  # a pipe, and a terminal too narrow for the optional columns
+def test_a_pruned_trial_without_a_final_validation_loss_is_printed_and_written(tmp_path, capsys, monkeypatch, width):
+    from lvtime.cli.output import console
     from lvtime.cli.sweeps import _print_results
 
+    monkeypatch.setattr(console.real(), "width", width)
     rows = [pruned_row(), pruned_row(run="trial-3", extra_train="more.h5")]
     _print_results(rows, ["lr", "extra_train"], str(tmp_path), "forecast")  # raised TypeError on the None
     printed = capsys.readouterr().out
-    assert "trial-2" in printed and "30 (pruned)" in printed and "None" not in printed
+    assert "trial-2 (pruned)" in printed and "trial-3 (pruned)" in printed and "None" not in printed
     sw.write_results(tmp_path, rows, ["lr", "extra_train"])
     table = (tmp_path / "results.md").read_text().splitlines()
     assert "None" not in "\n".join(table)  # an absent value is '-'

@@ -304,12 +304,12 @@ def _print_results(rows, keys, out, rank_by: str) -> None:
     for r in rows:
         scores = [shown(r.get("forecast_mase")), shown(r.get("best_reference_mase")), shown(r.get("ode_limit_mase"))]
         table.add_row(
-            r["run"],
+            f"{r['run']} (pruned)" if r.get("pruned") else r["run"],  # the run column is never dropped
             *(shown(r[k], "") for k in keys),
             shown(r["val_loss_0"], ".4f"),
             shown(r["val_loss"], ".4f"),
             *(scores if forecast else []),
-            f"{r['steps']} (pruned)" if r.get("pruned") else str(r["steps"]),
+            str(r["steps"]),
             flops_str(r["flops"]),
             f"{r['percent_budget']:.3g}%",
             f"{r['wall_s']:.0f}s",
