@@ -3,7 +3,7 @@ sampler, scored by their in-training forecasts, stopped early by a pruner, paid 
 of the ledger.
 
 Each trial is an ordinary fine-tuning run in ``SWEEP/trial-N`` with ``--forecast-every``
-(its score: the best forecast score it reached; lower is better) and its own ledger
+(its score: the best forecast score it reached after step 0; lower is better) and its own ledger
 entry. Optuna's record of the trials is a journal file in the sweep folder (or any
 Optuna storage, ``--storage``), so re-running the same command resumes: finished and
 pruned trials count, a trial whose process died is marked failed and replaced (its
@@ -414,7 +414,18 @@ def _run_trial(spec: SweepConfig, study, trial, cfg: FinetuneConfig, ledger: Led
     if summary.pruned:
         study.tell(trial, state=states.PRUNED)
     else:
-        study.tell(trial, summary.best_score)
+        study.tell(trial, trained_best(summary)[1])
+
+
+def trained_best(summary) -> tuple[int | None, float | None]:
+    """A trial's best forecast score once it has trained, and its step. Step 0 is the
+    base model, the same for every trial: counting it would rank a trial that only made
+    forecasts worse at the zero-shot score, above one that trained to a worse one."""
+    trained = {step: score for step, score in summary.forecast_scores.items() if step > 0}
+    if not trained:
+        return summary.best_step, summary.best_score
+    step = min(trained, key=trained.get)
+    return step, trained[step]
 
 
 def collect(spec: SweepConfig, study, budget: float) -> list[dict]:
@@ -441,14 +452,15 @@ def collect(spec: SweepConfig, study, budget: float) -> list[dict]:
 
 
 def _scores(summary, run_dir: Path) -> dict:
-    """A trial's best forecast score, and the references' on the same series (logged at step 0)."""
+    """A trial's best forecast score once trained, and the references' on the same series (logged at step 0)."""
     from lvtime.reference_table import LIMIT, best_naive
 
     refs = next((r["references"] for r in layout.read_metrics(run_dir) if "references" in r), {})
     best, best_score = best_naive(refs)
+    step, score = trained_best(summary)
     return {
-        "forecast_mase": summary.best_score,
-        "best_step": summary.best_step,
+        "forecast_mase": score,
+        "best_step": step,
         "best_reference": best,
         "best_reference_mase": best_score,
         "ode_limit_mase": refs.get(LIMIT),

@@ -206,3 +206,18 @@ def test_options_chosen_together_reach_each_trial_and_the_results_as_options(sma
 def test_a_joint_choice_that_does_not_fit_its_options_is_refused_by_name(space, says):
     with pytest.raises(ValueError, match=re.escape(says)):
         SweepConfig(search="tpe", space=space)
+
+
+@pytest.mark.parametrize(
+    ("scores", "best"),
+    [
+        ({0: 3.8, 24: 5.1}, (24, 5.1)),  # pruned after making forecasts worse: not ranked at the zero-shot 3.8
+        ({0: 4.0, 24: 3.9, 48: 4.2}, (24, 3.9)),
+        ({0: 4.0}, (0, 4.0)),  # never trained: the run's own best
+    ],
+)
+def test_a_trial_is_ranked_by_its_best_score_once_trained(scores, best):
+    best_step = min(scores, key=scores.get)
+    s = layout.RunSummary(run="t", model="m", steps=48, forecast_scores=scores, best_step=best_step,
+                          best_score=scores[best_step])  # fmt: skip
+    assert search.trained_best(s) == best
