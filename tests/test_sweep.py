@@ -349,6 +349,14 @@ def pruned_row(**kw) -> dict:
     return {**row, **kw}
 
 
+def test_a_drawn_learning_rate_is_printed_short(tmp_path, capsys):
+    from lvtime.cli.sweeps import _print_results
+
+    _print_results([pruned_row(lr=0.0024156148693761288)], ["lr"], str(tmp_path), "forecast")
+    printed = capsys.readouterr().out
+    assert " 0.002416 " in printed and "0.0024156" not in printed
+
+
 @pytest.mark.parametrize("width", [10_000, 60])  # a pipe, and a terminal too narrow for the optional columns
 def test_a_pruned_trial_without_a_final_validation_loss_is_printed_and_written(tmp_path, capsys, monkeypatch, width):
     from lvtime.cli.output import console

@@ -305,7 +305,7 @@ def _print_results(rows, keys, out, rank_by: str) -> None:
         scores = [shown(r.get("forecast_mase")), shown(r.get("best_reference_mase")), shown(r.get("ode_limit_mase"))]
         table.add_row(
             f"{r['run']} (pruned)" if r.get("pruned") else r["run"],  # the run column is never dropped
-            *(shown(r[k], "") for k in keys),
+            *(shown(r[k], ".4g" if isinstance(r[k], float) else "") for k in keys),  # lr 0.0024, not 0.00241561...
             shown(r["val_loss_0"], ".4f"),
             shown(r["val_loss"], ".4f"),
             *(scores if forecast else []),
