@@ -561,7 +561,7 @@ class SweepConfig(BaseModel):
                 raise ValueError(f"space: {key!r} has no values")
             else:
                 self.space[key] = [finetune_value(key, v) for v in domain]
-        named = option_names([*self.grid, *self.space])
+        named = option_names({**self.grid, **self.space})  # a key in both: the space's wins, as documented
         if len(set(named)) < len(named):
             twice = next(n for n in named if named.count(n) > 1)
             raise ValueError(f"{twice!r} is searched twice (in the grid, the space or a joint choice)")

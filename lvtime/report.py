@@ -23,7 +23,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, RootModel, ValidationError
 
 from lvtime import __version__, folders, layout
-from lvtime.config import FinetuneConfig, command_args, option_names
+from lvtime.config import FinetuneConfig, command_args
 from lvtime.errors import LvtimeError, first_error
 from lvtime.ledger import Ledger
 from lvtime.shell import command_line
@@ -302,7 +302,7 @@ def sweep(root: Path, path: Path) -> dict[str, Any]:
         "path": _rel(root, path),
         "search": spec.search,  # random or tpe: ranked by forecasts, trials may be pruned
         "rank_by": "forecast" if spec.search != "grid" else spec.rank_by,
-        "options": option_names([*spec.grid, *spec.space]),  # the table's columns: the options swept
+        "grid": {**spec.grid, **spec.space},
         "results": [r.model_dump() for r in rows.root] if rows else [],
         "figures": {k: v for k, v in figures.items() if v},
         "notes": notes,

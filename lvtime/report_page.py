@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 from lvtime import reference_table
+from lvtime.config import option_names
 from lvtime.flops import flops_str, pct
 
 GENERATOR = "lvtime report"  # in a <meta>: how --force knows a page it may replace
@@ -416,7 +417,7 @@ def _frontier(fr: dict, total: float) -> str:
 def _sweeps(sweeps: list[dict], root: Path, total: float) -> str:
     out = "<h2>Sweeps</h2>" + ("" if sweeps else '<p class="meta">none</p>')
     for s in sweeps:
-        keys = s["options"]
+        keys = option_names(s["grid"])  # a joint search key ("context+batch_size") is two columns
         by = "forecast_mase" if s["rank_by"] == "forecast" else "val_loss"
         columns = [SWEEP_RUN, *(Column(k, value_of(k)) for k in keys), Column(by, value_of(by), "num"), *SWEEP_COST]
         kind = f"{s['search']} search, " if s.get("search", "grid") != "grid" else ""

@@ -184,9 +184,11 @@ def options_of(space: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
 
 def first_options(spec: SweepConfig) -> dict[str, Any]:
     """The search's first configuration: each choice's first value (a range's high end)."""
-    space = space_of(spec)
-    first = {k: v[0] if isinstance(v, list) else v["high"] for k, v in space.items()}
-    return options_of(space, {k: _label(v) if JOINT in k else v for k, v in first.items()})
+    values = {}
+    for key, domain in space_of(spec).items():
+        first = domain[0] if isinstance(domain, list) else domain["high"]
+        values.update(zip(key.split(JOINT), first if JOINT in key else [first], strict=True))
+    return values
 
 
 def startup_trials(trials: int) -> int:

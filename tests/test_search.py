@@ -221,3 +221,21 @@ def test_a_trial_is_ranked_by_its_best_score_once_trained(scores, best):
     s = layout.RunSummary(run="t", model="m", steps=48, forecast_scores=scores, best_step=best_step,
                           best_score=scores[best_step])  # fmt: skip
     assert search.trained_best(s) == best
+
+
+def test_a_search_costs_its_first_joint_choice_and_a_space_key_wins_over_the_same_grid_key():
+    s = SweepConfig(
+        search="tpe", grid={"lr": [1e-3, 1e-2]}, space={"lr": [1e-4], "context+batch_size": [[64, 1], [32, 2]]}
+    )
+    assert search.first_options(s) == {"lr": 1e-4, "context": 64, "batch_size": 1}
+
+
+def test_the_report_page_shows_a_joint_choice_as_one_column_per_option(tmp_path):
+    from lvtime.report_page import _sweeps
+
+    row = {"run": "trial-0", "context": 32, "batch_size": 2, "forecast_mase": 1.5, "flops": 1e10, "out": "s/trial-0"}
+    doc = {"path": "s", "search": "tpe", "rank_by": "forecast", "grid": {"context+batch_size": [[32, 2]]},
+           "results": [row], "figures": {}, "notes": []}  # fmt: skip
+    page = _sweeps([doc], tmp_path, 1e17)
+    assert ">context<" in page and ">batch_size<" in page and "context+batch_size" not in page
+    assert ">32<" in page and ">2<" in page
