@@ -592,7 +592,20 @@ def _joint_choices(key: str, names: list[str], domain: Any) -> list[list[Any]]:
         raise ValueError(shape)
     if any(not isinstance(c, list) or len(c) != len(names) for c in domain):
         raise ValueError(shape)
-    return [[finetune_value(n, v) for n, v in zip(names, choice, strict=True)] for choice in domain]
+    choices: list[list[Any]] = []
+    for choice in ([finetune_value(n, v) for n, v in zip(names, c, strict=True)] for c in domain):
+        if choice in choices:
+            continue  # 32 and 32.0 are one value, as in a grid
+        same = next((c for c in choices if choice_label(c) == choice_label(choice)), None)
+        if same is not None:  # Optuna draws a choice by its label: one label must name one choice
+            raise ValueError(f"space: {key!r}: choices {same} and {choice} read the same ({choice_label(choice)!r})")
+        choices.append(choice)
+    return choices
+
+
+def choice_label(choice: list[Any]) -> str:
+    """How a joint choice is named to Optuna, whose categorical choices are plain values."""
+    return ", ".join(map(str, choice))
 
 
 def finetune_value(key: str, value: Any) -> Any:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lvtime import folders, layout
-from lvtime.config import JOINT, FinetuneConfig, SweepConfig, option_names
+from lvtime.config import JOINT, FinetuneConfig, SweepConfig, choice_label, option_names
 from lvtime.errors import BudgetError, Interrupted, LvtimeError, UsageError
 from lvtime.ledger import Ledger
 
@@ -155,7 +155,7 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     params = {}
     for key, domain in space.items():
         if JOINT in key:  # Optuna's choices are plain values: a joint choice is drawn by its label
-            params[key] = trial.suggest_categorical(key, [_label(c) for c in domain])
+            params[key] = trial.suggest_categorical(key, [choice_label(c) for c in domain])
         elif isinstance(domain, list):
             params[key] = trial.suggest_categorical(key, domain)
         elif FinetuneConfig.model_fields[key].annotation is int:
@@ -165,17 +165,13 @@ def suggest(trial, space: dict[str, Any]) -> dict[str, Any]:
     return options_of(space, params)
 
 
-def _label(choice: list[Any]) -> str:
-    return ", ".join(map(str, choice))
-
-
 def options_of(space: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
     """A trial's Optuna parameters as finetune options: a joint choice's label becomes
     its options' values."""
     values = {}
     for key, value in params.items():
         if JOINT in key:
-            choice = next(c for c in space[key] if _label(c) == value)
+            choice = next(c for c in space[key] if choice_label(c) == value)
             values.update(zip(key.split(JOINT), choice, strict=True))
         else:
             values[key] = value

@@ -208,6 +208,18 @@ def test_a_joint_choice_that_does_not_fit_its_options_is_refused_by_name(space, 
         SweepConfig(search="tpe", space=space)
 
 
+def test_two_joint_choices_that_would_share_an_optuna_label_are_refused():
+    # A joint choice is drawn by its values joined with ", "; these two would both read "a, b, c",
+    # and a trial drawing one could run the other.
+    with pytest.raises(ValueError, match=re.escape("choices ['a, b', 'c'] and ['a', 'b, c'] read the same")):
+        SweepConfig(search="tpe", space={"extra_train+model": [["a, b", "c"], ["a", "b, c"]]})
+
+
+def test_a_joint_choice_given_twice_is_kept_once():
+    s = SweepConfig(search="tpe", space={"context+batch_size": [[32, 2], [32.0, 2], [64, 1]]})
+    assert s.space["context+batch_size"] == [[32, 2], [64, 1]]
+
+
 @pytest.mark.parametrize(
     ("scores", "best"),
     [
