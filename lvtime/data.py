@@ -16,6 +16,7 @@ import numpy as np
 
 from lvtime.config import DEFAULT_DATA_FILE  # noqa: F401 - where commands look for data
 from lvtime.errors import DataError, UsageError
+from lvtime.shell import command_line
 
 SPLITS = ("train", "val", "test")
 # Fractions of the study's 1000-series file: 0-699 train, 700-899 val, 900-999 test.
@@ -45,7 +46,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
 
     p = Path(path)
     if not p.exists():
-        raise DataError(f"{p}: no such file (create one with `lvtime simulate {p}`)")
+        raise DataError(f"{p}: no such file (create one with `{command_line(['lvtime', 'simulate', str(p)])}`)")
     if p.is_dir():
         raise DataError(f"{p}: is a directory, expected an HDF5 file")
     if p.stat().st_size == 0:

@@ -17,11 +17,11 @@ import hashlib
 import importlib.util
 import os
 import shutil
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lvtime import shell
 from lvtime.errors import ModelError, UsageError
 from lvtime.flops import PRESETS as ARCH_PRESETS
 from lvtime.flops import Architecture, resolve_architecture
@@ -226,7 +226,7 @@ def _converted_gguf(gguf: Path, name: str | None = None) -> Path:
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tmp = target.with_name(f".{name}.{os.getpid()}.tmp")
-    print(f"lvtime: converting {gguf.name} once into {target} (about 20 s)", file=sys.stderr)
+    shell.say(f"converting {gguf.name} once into {target} (about 20 s)")
     try:
         packed = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -8,14 +8,13 @@ warning on stderr, and the run it illustrates keeps its status.
 from __future__ import annotations
 
 import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
 
-from lvtime import layout, reference_table
+from lvtime import layout, reference_table, shell
 
 T = TypeVar("T")
 
@@ -27,7 +26,7 @@ def never_fails(draw: Callable[..., T]) -> Callable[..., T | None]:
             return draw(*args, **kwargs)
         except Exception as exc:  # noqa: BLE001 - any failure of a figure: said, never raised
             reason = (str(exc).splitlines() or [type(exc).__name__])[0][:160]
-            print(f"lvtime: warning: figure not drawn by {draw.__name__} ({reason})", file=sys.stderr)
+            shell.say(f"warning: figure not drawn by {draw.__name__} ({reason})")
             plt = _pyplot()
             if plt is not None:
                 plt.close("all")

@@ -19,12 +19,11 @@ import contextlib
 import os
 import shutil
 import socket
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from lvtime import folders, layout
+from lvtime import folders, layout, shell
 from lvtime.config import JOINT, FinetuneConfig, SweepConfig, choice_label, option_names
 from lvtime.errors import BudgetError, Interrupted, LvtimeError, UsageError
 from lvtime.ledger import Ledger
@@ -353,7 +352,7 @@ def _work(spec: SweepConfig, study, ledger: Ledger, allow_over_budget: bool) -> 
             study.tell(trial, state=load_optuna().trial.TrialState.FAIL)
             if not counted(study):  # not one trial fits: refused like a grid that does not fit (exit 3)
                 raise BudgetError(f"{why}: no trial of the search fits; nothing was run")
-            print(f"lvtime: search: {why}; stopping", file=sys.stderr)
+            shell.say(f"search: {why}; stopping")
             break
         _run_trial(spec, study, trial, cfg, ledger, allow_over_budget)
 
@@ -370,7 +369,7 @@ def _ran_before(study, trial) -> bool:
                 study.tell(trial, earlier.value)
             else:
                 study.tell(trial, state=states.PRUNED)
-            print(f"lvtime: search: trial {trial.number} {trial.params} ran as trial {earlier.number}", file=sys.stderr)
+            shell.say(f"search: trial {trial.number} {trial.params} ran as trial {earlier.number}")
             return True
     return False
 

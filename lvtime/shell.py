@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import sys
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -28,6 +29,18 @@ def escape_control(text: str) -> str:
     """``text`` with each control character written as ``\\xNN``: one line, nothing a
     terminal acts on."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def say(message: str) -> None:
+    """One ``lvtime: ...`` line on stderr (errors, warnings, notes); a name in it is
+    shown, never acted on."""
+    print(f"lvtime: {escape_control(message)}", file=sys.stderr)
+
+
+def markdown_cell(text) -> str:
+    """``text`` as one Markdown table cell: control characters escaped, pipes too, so a
+    name can neither break the table nor act on a terminal that shows it."""
+    return escape_control(str(text)).replace("|", "\\|")
 
 
 def command_line(argv: list[str]) -> str:

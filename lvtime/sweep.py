@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -280,7 +279,7 @@ def collect(sweep: SweepConfig, planned: list[PlannedRun], budget: float) -> lis
         try:
             row = _result_row(sweep, p, budget)
         except RunFolderError as exc:
-            print(f"lvtime: warning: {exc}; left out of the results", file=sys.stderr)
+            shell.say(f"warning: {exc}; left out of the results")
             continue
         if row is not None:
             rows.append(row)
@@ -359,7 +358,7 @@ def _md_cell(column: str, value) -> str:
         return flops_str(value)
     if isinstance(value, float):
         return f"{value:.4g}"
-    return shell.escape_control(str(value)).replace("|", "\\|")
+    return shell.markdown_cell(value)
 
 
 def write_results(sweep_dir: Path, rows: list[dict], keys: list[str]) -> None:

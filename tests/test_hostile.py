@@ -581,7 +581,7 @@ def test_markdown_export_escapes_labels():
     Ledger().add(1.0, "evil | label\nsecond line")
     r = runner.invoke(app, ["ledger", "export", "--format", "md"])
     row = [line for line in r.stdout.splitlines() if "evil" in line][0]
-    assert "evil \\| label second line" in row and row.count(" | ") == 5
+    assert "evil \\| label\\x0asecond line" in row and row.count(" | ") == 5  # as in a sweep's results.md
 
 
 def test_resume_after_kill_drops_the_redone_metrics_rows(tmp_path):

@@ -481,3 +481,46 @@ def test_a_figure_that_cannot_be_drawn_is_a_warning_and_the_run_completes(h5, tm
     baseline = ["baseline", str(h5), "--model", "tiny-qwen2", "--history", "5", "--horizon", "3", "--limit", "2"]
     r = runner.invoke(app, [*baseline, "--out", str(tmp_path / "b"), "--ledger", str(ledger), "--quiet"])
     assert r.exit_code == 0 and [e["status"] for e in _entries(ledger)] == ["completed", "completed"], r.output
+
+
+# --- 10. a name never acts on the terminal ------------------------------------------------
+
+# an escape sequence (clear screen, set the title), a carriage return and a line that forges another
+TERMINAL_NAMES = ["a\x1b[2Jb", "t\x1b]0;owned\x07u", "over\rwrite", "two\nlvtime: ok"]
+
+
+def _inert(text: str) -> bool:
+    """Nothing a terminal acts on, and no line but the ones lvtime wrote."""
+    return not any(c in text for c in "\x1b\x07\r") and "\nlvtime: ok" not in text
+
+
+@pytest.mark.parametrize("name", TERMINAL_NAMES)
+def test_a_label_with_control_characters_is_shown_escaped(name, tmp_path):
+    ledger = str(tmp_path / "l.json")
+    r = runner.invoke(app, ["ledger", "add", "--flops", "1e9", "--label", name, "--ledger", ledger])
+    assert r.exit_code == 0 and _inert(r.stdout), r.output
+    assert shell.escape_control(name) in r.stdout  # shown, as \xNN
+    for args in (["ledger", "--ledger", ledger], ["ledger", "export", "--ledger", ledger]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0 and _inert(r.stdout), r.output
+
+
+@pytest.mark.parametrize("name", TERMINAL_NAMES)
+def test_a_missing_data_path_is_one_inert_line_whose_hint_pastes(name, tmp_path):
+    data = tmp_path / name / "d.h5"
+    r = runner.invoke(app, ["stats", str(data)])
+    assert r.exit_code != 0 and _inert(r.stderr), r.stderr
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("lvtime: error: ")
+    hint = r.stderr.split("`")[1]  # "... (create one with `lvtime simulate PATH`)"
+    assert argv_of(hint, tmp_path) == ["simulate", str(data)]
+
+
+@pytest.mark.parametrize("name", TERMINAL_NAMES)
+def test_written_and_described_files_are_named_inertly(name, tmp_path):
+    data = tmp_path / name / "d.h5"
+    data.parent.mkdir()
+    r = runner.invoke(app, ["simulate", str(data), "--n", "4", "--points", "12"])
+    assert r.exit_code == 0 and _inert(r.stdout), r.output
+    r = runner.invoke(app, ["stats", str(data)])
+    assert r.exit_code == 0 and _inert(r.stdout), r.output
+    assert shell.escape_control(str(data)) in r.stdout.replace("\n", "") or data.name in r.stdout

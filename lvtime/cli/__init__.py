@@ -40,7 +40,13 @@ COMMANDS = {
 
 
 def _error(message: str) -> None:
-    print(f"lvtime: error: {message}", file=sys.stderr)
+    _say(f"error: {message}")
+
+
+def _say(message: str) -> None:
+    from lvtime.shell import say
+
+    say(message)
 
 
 class _Group(options.Group):
@@ -66,7 +72,7 @@ class _Group(options.Group):
             signals.check()  # a Ctrl-C / SIGTERM whose exception Python swallowed still counts
             return rv
         except Interrupted as exc:  # a requested stop, work saved: not an error
-            print(f"lvtime: {exc}", file=sys.stderr)
+            _say(str(exc))
             ctx.exit(exc.exit_code)
         except LvtimeError as exc:
             _error(str(exc))

@@ -21,6 +21,7 @@ from lvtime.config import (
     LedgerSettleOptions,
 )
 from lvtime.errors import UsageError
+from lvtime.shell import markdown_cell
 
 
 def register(app: typer.Typer) -> None:
@@ -218,11 +219,6 @@ def ledger_settle(given: options.Given) -> None:
         console.print(f"settled {entry.id} ({entry.label}): {flops_str(entry.spent_flops)} FLOPs counted")
 
 
-def _md_cell(text) -> str:
-    """A table cell that cannot break the table: no newlines, pipes escaped."""
-    return " ".join(str(text).split()).replace("|", "\\|")
-
-
 def ledger_export(given: options.Given) -> None:
     """Write the per-experiment FLOP table a report needs (Markdown or CSV: --format,
     else the extension of --out)."""
@@ -262,7 +258,7 @@ def _markdown(rows: list[dict], budget: float) -> str:
         bold = "**" if not r["kind"] else ""
         cum = flops_str(r["cumulative"]) if r["cumulative"] != "" else ""
         lines.append(
-            f"| {bold}{_md_cell(r['experiment'])}{bold} | {r['status']} | {_md_cell(r['steps'])} | "
+            f"| {bold}{markdown_cell(r['experiment'])}{bold} | {r['status']} | {markdown_cell(r['steps'])} | "
             f"{flops_str(r['flops'])} | {r['percent']:.2f}% | {cum} |"
         )
     return "\n".join(lines) + "\n"

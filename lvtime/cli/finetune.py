@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import typer
 
+from lvtime import shell
 from lvtime.cli import options
 from lvtime.cli.output import console, err_console, flops_str, pct, print_json, styled
 from lvtime.config import FinetuneConfig, FinetuneFlags
@@ -42,7 +42,7 @@ def finetune(given: options.Given) -> None:
 
     def on_plan(p) -> None:
         for note in p.notes:  # e.g. a corrupt newest checkpoint: say which one is used instead
-            print(f"lvtime: warning: {note}", file=sys.stderr)
+            shell.say(f"warning: {note}")
         if show:
             _print_plan(p, brief=True)
             progress.start()  # only once the plan stands: errors before it print alone

@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from lvtime.flops import flops_str, pct  # noqa: F401 - re-exported for the commands
+from lvtime.shell import escape_control
 
 
 class _LazyConsole:
@@ -27,13 +28,24 @@ class _LazyConsole:
 
     def real(self):
         if self._console is None:
-            from rich.console import Console
-
-            self._console = Console(**self._options)
+            self._console = _inert_console_class()(**self._options)
         return self._console
 
     def __getattr__(self, name: str) -> Any:  # only for names this class does not define
         return getattr(self.real(), name)
+
+
+def _inert_console_class():
+    """rich's ``Console``, showing every control character of a printed string as ``\\xNN``
+    (newlines too: a line is one string's): a name holding an escape sequence, a carriage
+    return or a newline is shown, and never clears the screen or forges a line."""
+    from rich.console import Console
+
+    class InertConsole(Console):
+        def render_str(self, text: str, **options: Any):
+            return super().render_str(escape_control(text), **options)
+
+    return InertConsole
 
 
 # A pipe has no width: rich would assume 80 columns and cut every cell.
@@ -47,7 +59,7 @@ def styled(*parts: str | tuple[str, str]):
     printed text a style, with every part shown literally."""
     from rich.text import Text
 
-    return Text.assemble(*parts)
+    return Text.assemble(*(escape_control(p) if isinstance(p, str) else (escape_control(p[0]), p[1]) for p in parts))
 
 
 def print_table(table, optional: tuple[str, ...] = (), whole: tuple[str, ...] = ()) -> None:
