@@ -109,9 +109,12 @@ def _print_summary(summary, cfg, budget: float) -> None:
         ("done", "bold"),
         f": {summary.steps} step{'s' * (summary.steps != 1)}, val loss{vocab} "
         f"{_fmt(before)} -> {_fmt(after)}, {flops_str(spent)} FLOPs ({pct(spent, budget)} of budget), "
-        f"{summary.wall_s:.0f}s\ntrained {summary.trainable_params:,} LoRA parameters "
-        f"({summary.trainable_percent:.3g}% of the model); adapter: {Path(cfg.out) / 'final'}",
+        f"{summary.wall_s:.0f}s",
     ))  # fmt: skip
+    console.print(
+        f"trained {summary.trainable_params:,} LoRA parameters ({summary.trainable_percent:.3g}% of the model); "
+        f"adapter: {Path(cfg.out) / 'final'}"
+    )
     if summary.best_step is not None:
         early = " (stopped early: no better score in the last evaluations)" if summary.stopped_early else ""
         console.print(
