@@ -19,6 +19,7 @@ Three CPython behaviours shape this module:
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -91,8 +92,8 @@ def ignore() -> None:
 
 
 class StopFlag:
-    """Within the block, the first Ctrl-C / SIGTERM only sets ``raised`` (training finishes
-    its step and saves); a second one raises :class:`Stop`."""
+    """Within the block, the first Ctrl-C / SIGTERM only sets ``raised`` and says so on
+    stderr (training finishes its step and saves); a second one raises :class:`Stop`."""
 
     def __init__(self) -> None:
         self.raised = requested()  # a stop that came before (and was swallowed) counts
@@ -106,6 +107,9 @@ class StopFlag:
         if self.raised:
             raise Stop
         self.raised = True
+        # An evaluation may run minutes before the step ends: say now that the stop was heard.
+        # os.write, not print: the handler may run inside a write to stderr (the progress bar).
+        os.write(2, b"lvtime: stopping at the end of this step (or evaluation) and saving; Ctrl-C again to stop now\n")
 
     def __exit__(self, *exc) -> None:
         _restore(self._old)

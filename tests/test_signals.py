@@ -142,3 +142,16 @@ def test_stop_flag_first_signal_sets_the_flag_second_raises():
         with pytest.raises(signals.Stop):
             os.kill(os.getpid(), signal.SIGTERM)
             _spin()
+
+
+def test_the_first_stop_says_at_once_what_happens_next(capfd):
+    # an evaluation can take minutes before the run reaches the end of its step: say so now
+    with signals.StopFlag():
+        os.kill(os.getpid(), signal.SIGINT)
+        _spin()
+        said = capfd.readouterr().err
+        assert said.count("\n") == 1 and "stopping at the end of this step" in said and "again" in said
+        with pytest.raises(signals.Stop):
+            os.kill(os.getpid(), signal.SIGINT)
+            _spin()
+    assert capfd.readouterr().err == ""  # the second stop is the exception, not another line
