@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOPPING = "stopping at the end of this step (or evaluation) and saving; Ctrl-C again to stop now"
 
 
 class Stop(KeyboardInterrupt):
@@ -108,8 +109,10 @@ class StopFlag:
             raise Stop
         self.raised = True
         # An evaluation may run minutes before the step ends: say now that the stop was heard.
-        # os.write, not print: the handler may run inside a write to stderr (the progress bar).
-        os.write(2, b"lvtime: stopping at the end of this step (or evaluation) and saving; Ctrl-C again to stop now\n")
+        # os.write, not print: the handler may run inside a write to stderr. On a terminal the
+        # line replaces the progress bar's, which its next refresh draws again below.
+        clear = "\r\x1b[2K" if os.isatty(2) else ""
+        os.write(2, f"{clear}lvtime: {STOPPING}\n".encode())
 
     def __exit__(self, *exc) -> None:
         _restore(self._old)
