@@ -18,6 +18,15 @@ class Dist:
     rank: int = 0
     world: int = 1
     device: str | None = None  # this rank's device under torchrun: cuda:LOCAL_RANK (NCCL) or cpu (gloo)
+    owns_group: bool = False  # init_distributed made the process group, so it ends it
+
+    def close(self) -> None:
+        """End the process group this run made. Left to interpreter exit, gloo's worker
+        threads can be torn down while joinable, and a rank dies by SIGABRT ("terminate
+        called without an active exception") after finishing its work."""
+        if self.owns_group:
+            torch.distributed.destroy_process_group()
+            self.owns_group = False
 
     @property
     def main(self) -> bool:
@@ -47,6 +56,7 @@ def init_distributed(device: str) -> Dist:
     local = int(os.environ.get("LOCAL_RANK", "0"))
     if cuda:
         torch.cuda.set_device(local)
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if cuda else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu")
+    return Dist(dist.get_rank(), dist.get_world_size(), f"cuda:{local}" if cuda else "cpu", owns)

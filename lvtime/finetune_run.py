@@ -143,6 +143,7 @@ def _train(cfg, the_plan: Plan, data, ledger: Ledger, allow_over_budget: bool, o
     result = Result(out=run_dir, steps_done=0)
     refused: LvtimeError | None = None
     with contextlib.ExitStack() as stack:
+        stack.callback(dist.close)  # last, after the ledger is settled
         reservation = SimpleNamespace(spent=0.0, id=None)  # ranks > 0 do not write the ledger
         if dist.main:
             try:
