@@ -21,6 +21,7 @@ except ImportError:  # pragma: no cover - depends on the installed typer
 from lvtime import __version__, signals
 from lvtime.cli import options
 from lvtime.errors import Interrupted, LvtimeError
+from lvtime.shell import say
 
 # command -> the module of lvtime.cli that defines it: only the invoked command's module
 # is imported (start-up time: `lvtime flops` need not build the sweep's options)
@@ -40,13 +41,7 @@ COMMANDS = {
 
 
 def _error(message: str) -> None:
-    _say(f"error: {message}")
-
-
-def _say(message: str) -> None:
-    from lvtime.shell import say
-
-    say(message)
+    say(f"error: {message}")
 
 
 class _Group(options.Group):
@@ -72,7 +67,7 @@ class _Group(options.Group):
             signals.check()  # a Ctrl-C / SIGTERM whose exception Python swallowed still counts
             return rv
         except Interrupted as exc:  # a requested stop, work saved: not an error
-            _say(str(exc))
+            say(str(exc))
             ctx.exit(exc.exit_code)
         except LvtimeError as exc:
             _error(str(exc))
